@@ -1,0 +1,143 @@
+"""The application: builds every part from the settings, starts them, stops them in stages.
+
+Where it sits: `faxbridge serve` creates an `App` and runs it until SIGTERM or SIGINT.
+Start order: directories and schema, database, queue (orphaned jobs of a dead process
+are requeued), outbox, runners, intake, then the SMTP listeners last, so nothing is
+accepted before it can be stored. Stop order is the reverse (STYLE 11): stop accepting,
+commit what the intake holds, let in-flight jobs finish within
+`queue.shutdown_grace_seconds`, cancel the rest and put them back in the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+from collections.abc import Mapping
+from pathlib import Path
+
+from bridge import schema
+from bridge.accounts import SenderCheck
+from bridge.addresses import RecipientGrammar
+from bridge.db import Database
+from bridge.intake import DurableIntake
+from bridge.mail import MailRunner, MaildirTransport, MailTransport, SmtpRelayTransport
+from bridge.notices import Notices
+from bridge.outbox import Outbox
+from bridge.pipeline import IntakeRunner, StepContext, StepFactory, build_pipeline
+from bridge.queue import JobQueue
+from bridge.runner import Runner
+from bridge.settings import Settings
+from bridge.smtp import IntakeHandler, SmtpFrontDoor
+from bridge.spool import Spool
+from bridge.tls import ensure_self_signed, server_context
+from handlers.registry import INTAKE_STEPS
+
+log = logging.getLogger("bridge.app")
+
+
+class App:
+    def __init__(self, settings: Settings, *, intake_steps: Mapping[str, StepFactory] | None = None) -> None:
+        self.settings = settings
+        # The step names config may use; tests and plug-ins may bring their own.
+        self.intake_steps = INTAKE_STEPS if intake_steps is None else intake_steps
+        self.db: Database | None = None
+        self.queue: JobQueue | None = None
+        self.intake: DurableIntake | None = None
+        self.front_door: SmtpFrontDoor | None = None
+        self.runners: list[Runner] = []
+        self._stop_requested = asyncio.Event()
+
+    async def start(self) -> None:
+        s = self.settings
+        s.paths.var_dir.mkdir(parents=True, exist_ok=True)
+        spool = Spool(s.paths.spool_dir)
+        spool.create()
+        if s.database.upgrade_on_start:
+            await asyncio.to_thread(schema.upgrade, s.database.url)
+        self.db = db = Database(s.database.url)
+        self.queue = queue = JobQueue(db, lease_seconds=s.queue.lease_seconds)
+        recovered = await queue.recover_orphans()
+        if recovered:
+            log.warning("requeued %d job(s) left running by a process that died", recovered)
+
+        outbox = Outbox(spool, queue, mail_domain=s.service.primary_domain)
+        notices = Notices(s)
+        steps = build_pipeline(s.intake.pipeline, self.intake_steps, StepContext(s, db, spool))
+        self.runners = [
+            IntakeRunner(
+                queue,
+                steps,
+                next_queue=s.intake.next_queue,
+                outbox=outbox,
+                notices=notices,
+                workers=s.queue.intake_workers,
+                poll_seconds=s.queue.poll_seconds,
+            ),
+            MailRunner(queue, self._mail_transport(), s.mail, workers=2, poll_seconds=s.queue.poll_seconds),
+        ]
+        for runner in self.runners:
+            runner.start()
+
+        self.intake = DurableIntake(
+            db,
+            spool,
+            queue,
+            commit_window_ms=s.smtp.commit_window_ms,
+            duplicate_window_hours=s.intake.duplicate_window_hours,
+        )
+        self.intake.start()
+        grammar = RecipientGrammar(s.service.fax_domains, s.service.default_region)
+        senders = SenderCheck(db)
+        handlers = [
+            IntakeHandler(listener, s.smtp, grammar, senders, self.intake)
+            for listener in s.smtp.listeners
+        ]
+        self.front_door = SmtpFrontDoor(s.smtp, handlers, db, self._tls_context())
+        await self.front_door.start()
+        log.info("faxbridge is ready: %s", ", ".join(f"{n}={p}" for n, p in self.front_door.bound_ports().items()))
+
+    def _mail_transport(self) -> MailTransport:
+        mail = self.settings.mail
+        if mail.transport == "smtp":
+            return SmtpRelayTransport(mail, local_hostname=self.settings.smtp.hostname)
+        return MaildirTransport(mail.maildir_root)
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        s = self.settings.smtp
+        if not any(l.tls == "implicit" or l.starttls for l in s.listeners):
+            return None
+        if s.tls_cert and s.tls_key:
+            return server_context(Path(s.tls_cert), Path(s.tls_key))
+        cert, key = ensure_self_signed(self.settings.tls_dir, s.hostname)
+        return server_context(cert, key)
+
+    async def stop(self) -> None:
+        grace = self.settings.queue.shutdown_grace_seconds
+        log.info("stopping: no new mail; in-flight work has %.0f s to finish", grace)
+        if self.front_door is not None:
+            await self.front_door.stop_accepting()
+        if self.intake is not None:
+            await self.intake.close()
+        await asyncio.gather(*(runner.stop(grace) for runner in self.runners))
+        if self.queue is not None:
+            released = await self.queue.release_mine()
+            if released:
+                log.info("%d unfinished job(s) left queued for the next start", released)
+        if self.db is not None:
+            await self.db.close()
+        log.info("stopped")
+
+    def request_stop(self) -> None:
+        self._stop_requested.set()
+
+    async def run_until_stopped(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop)
+        await self.start()
+        try:
+            await self._stop_requested.wait()
+        finally:
+            await self.stop()

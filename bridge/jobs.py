@@ -1,0 +1,78 @@
+"""The typed objects that flow through the queues, stored as each job's payload.
+
+Where it sits: the SMTP intake creates a `FaxJob` for every accepted submission; the
+intake pipeline's steps (handlers/) fill it in (parse adds the body and attachments,
+render the fax document, ...), and later queues (transmit) carry it on. Notices and
+receipts travel on the `mail` queue as `OutgoingMail`. Both are pydantic models, so a
+job survives a restart exactly as it was: the runner saves the payload after each step.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+QUEUE_INTAKE = "intake"
+QUEUE_MAIL = "mail"
+
+
+def new_id(prefix: str) -> str:
+    """A short, time-ordered, unguessable id: `F18c2f9a3b1e-5f0c2a7d` style."""
+    return f"{prefix}{int(time.time() * 1000):x}-{secrets.token_hex(4)}"
+
+
+class Attachment(BaseModel):
+    """One part of the message that may become fax pages (or a cover page body)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int
+    filename: str
+    declared_type: str
+    sniffed_type: str
+    size: int
+    # Where parse stored the decoded bytes, relative to the job's spool directory.
+    path: str
+    inline: bool = False
+    content_id: str | None = None
+
+
+class FaxJob(BaseModel):
+    """A fax submission on its way from SMTP to the fax line."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    submission_id: str
+    account_id: int
+    envelope_from: str
+    from_header: str
+    # E.164 numbers, in the order the sender gave them, without repeats.
+    recipients: list[str]
+    received_at: datetime
+    message_id: str = ""
+    # The message exactly as received, and the directory the steps write into.
+    raw_path: str
+    work_dir: str
+    # Filled by the parse step.
+    subject: str = ""
+    body_text: str = ""
+    body_html: str | None = None
+    attachments: list[Attachment] = Field(default_factory=list)
+
+
+class OutgoingMail(BaseModel):
+    """A message the service sends (receipt, notice, rejection), stored before it is
+    queued; the mail runner delivers it through the configured transport."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mail_from: str
+    rcpt_tos: list[str]
+    eml_path: str
+    kind: str
+    # The job the mail is about, for `jobs show` and logs.
+    about_job: str | None = None

@@ -1,0 +1,1 @@
+"""Alembic migrations for the faxbridge schema (bridge.models); see bridge.schema."""

@@ -1,0 +1,49 @@
+"""The outbox: every mail the service sends is stored, then queued, in one transaction.
+
+Where it sits: steps and runners that tell a customer something (rejections, receipts,
+notices) call `Outbox.enqueue(tx, message)` inside their own transaction; the mail
+runner (`bridge.mail`) delivers from the `mail` queue. The .eml is fsynced into the
+spool before the queue row commits, so a notice is never lost and never half-written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from email.message import EmailMessage
+from email.utils import formatdate, getaddresses, make_msgid
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bridge.jobs import QUEUE_MAIL, OutgoingMail, new_id
+from bridge.queue import JobQueue
+from bridge.spool import Spool, write_durably
+
+
+class Outbox:
+    def __init__(self, spool: Spool, queue: JobQueue, *, mail_domain: str) -> None:
+        self.spool = spool
+        self.queue = queue
+        self.mail_domain = mail_domain
+
+    async def enqueue(
+        self, tx: AsyncSession, message: EmailMessage, *, kind: str, about_job: str | None = None
+    ) -> str:
+        """Store `message` and queue it for delivery when `tx` commits; returns its id."""
+        mail_id = new_id("M")
+        if "Message-ID" not in message:
+            message["Message-ID"] = make_msgid(idstring=mail_id, domain=self.mail_domain)
+        if "Date" not in message:
+            message["Date"] = formatdate(localtime=False, usegmt=True)
+        rcpt_tos = [address for _, address in getaddresses(message.get_all("To", []) + message.get_all("Cc", [])) if address]
+        mail_from = getaddresses([message.get("Return-Path", "") or message.get("From", "")])[0][1]
+        path = self.spool.outgoing_path(mail_id)
+        await asyncio.to_thread(write_durably, path, message.as_bytes())
+        JobQueue.add(
+            tx,
+            QUEUE_MAIL,
+            OutgoingMail(mail_from=mail_from, rcpt_tos=rcpt_tos, eml_path=str(path), kind=kind, about_job=about_job),
+            job_id=mail_id,
+        )
+        event.listen(tx.sync_session, "after_commit", lambda _session: self.queue.wake(QUEUE_MAIL), once=True)
+        return mail_id

@@ -1,0 +1,126 @@
+"""The intake pipeline: named steps that turn an accepted message into a fax to send.
+
+Where it sits: between the SMTP front door and the transmit queue. `IntakeRunner`
+claims `intake` jobs and runs the steps named in config `intake.pipeline` (STYLE: a
+pipeline is a tuple of step names), each a small class in handlers/ with one
+`async process(job)`. After each step the job is saved, so a restart resumes at the
+next step; steps are written to be safe to run again (idempotent).
+
+A step refuses a submission by raising `RejectSubmission` with the customer-facing
+reason; the runner records it and mails the sender, in one transaction. Any other
+exception parks the job in `failed` with the stage and traceback, for an operator's
+`faxbridge jobs retry`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from bridge.db import Database
+from bridge.jobs import FaxJob
+from bridge.models import Job
+from bridge.notices import Notices
+from bridge.outbox import Outbox
+from bridge.queue import REJECTED, JobQueue
+from bridge.runner import Runner
+from bridge.settings import Settings, SettingsError
+from bridge.spool import Spool
+
+log = logging.getLogger("bridge.pipeline")
+
+
+class RejectSubmission(Exception):
+    """A step will not go on with this submission; `reason` is what the sender reads:
+    what was wrong and what to do about it."""
+
+    def __init__(self, reason: str, *, rule: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.rule = rule
+
+
+class Step(Protocol):
+    name: str
+
+    async def process(self, job: FaxJob) -> None: ...
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What steps may use; handed to each step's constructor."""
+
+    settings: Settings
+    db: Database
+    spool: Spool
+
+
+StepFactory = Callable[[StepContext], Step]
+
+
+def build_pipeline(
+    names: Sequence[str], registry: Mapping[str, StepFactory], context: StepContext
+) -> tuple[Step, ...]:
+    unknown = [name for name in names if name not in registry]
+    if unknown:
+        raise SettingsError(
+            f"intake.pipeline = {list(names)!r}: unknown step(s) {unknown};"
+            f" known steps: {sorted(registry)}"
+        )
+    return tuple(registry[name](context) for name in names)
+
+
+class IntakeRunner(Runner):
+    queue_name = "intake"
+
+    def __init__(
+        self,
+        queue: JobQueue,
+        steps: Sequence[Step],
+        *,
+        next_queue: str,
+        outbox: Outbox,
+        notices: Notices,
+        workers: int,
+        poll_seconds: float,
+    ) -> None:
+        super().__init__(queue, workers=workers, poll_seconds=poll_seconds)
+        self.steps = tuple(steps)
+        self.next_queue = next_queue
+        self.outbox = outbox
+        self.notices = notices
+
+    async def handle(self, job: Job) -> None:
+        fax_job = FaxJob.model_validate(job.payload)
+        done = list(job.steps_done)
+        for step in self.steps:
+            if step.name in done:
+                continue
+            log.debug("step %s", step.name)
+            try:
+                await step.process(fax_job)
+            except RejectSubmission as refusal:
+                await self._reject(job.id, fax_job, step.name, refusal)
+                return
+            except Exception:
+                await self.park_failed(job.id, stage=step.name)
+                return
+            done.append(step.name)
+            await self.queue.save_progress(job.id, fax_job, stage=step.name, steps_done=done)
+        async with self.queue.db.transaction() as tx:
+            owned = await self.queue.owned(tx, job.id)
+            JobQueue.move(owned, self.next_queue, fax_job)
+        self.queue.wake(self.next_queue)
+        log.info("intake done; waiting in queue %s", self.next_queue)
+
+    async def _reject(self, job_id: str, fax_job: FaxJob, stage: str, refusal: RejectSubmission) -> None:
+        log.info("rejected at %s (%s): %s", stage, refusal.rule or "-", refusal.reason)
+        notice = self.notices.rejection(fax_job, refusal.reason, rule=refusal.rule)
+        async with self.queue.db.transaction() as tx:
+            owned = await self.queue.owned(tx, job_id)
+            owned.stage = stage
+            owned.payload = fax_job.model_dump(mode="json")
+            JobQueue.finish(owned, REJECTED, error=refusal.reason, rule=refusal.rule)
+            await self.outbox.enqueue(tx, notice, kind="rejection", about_job=job_id)

@@ -1,0 +1,92 @@
+"""The runner loop every queue shares: claim a job, handle it, never lose it.
+
+Where it sits: `bridge.app` starts one runner per queue (intake, mail, and the queues of
+later stages); each runs `workers` concurrent loops that claim jobs from the durable
+queue. A subclass only writes `handle(job)`.
+
+Guarantees (STYLE 5, 11): an unexpected exception parks the job in `failed` with the
+stage and traceback; on shutdown the loops stop claiming, in-flight jobs get
+`grace` seconds, then are cancelled and left for the next start (the app releases their
+leases). Every log line inside `handle` carries the job id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from abc import ABC, abstractmethod
+
+from bridge.logcontext import current_job
+from bridge.models import Job
+from bridge.queue import FAILED, JobQueue, LeaseLost
+
+log = logging.getLogger("bridge.runner")
+
+
+class Runner(ABC):
+    queue_name: str
+
+    def __init__(self, queue: JobQueue, *, workers: int, poll_seconds: float) -> None:
+        self.queue = queue
+        self.workers = workers
+        self.poll_seconds = poll_seconds
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._busy = 0
+
+    @abstractmethod
+    async def handle(self, job: Job) -> None:
+        """Do the job's work and leave it finished, moved, postponed or parked."""
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._work(), name=f"{self.queue_name}-runner-{n}")
+            for n in range(self.workers)
+        ]
+
+    async def stop(self, grace: float) -> None:
+        """Stop claiming; give in-flight jobs `grace` seconds, then cancel them."""
+        self._stopping.set()
+        self.queue.wake(self.queue_name)
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(self._tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning("%s: %d job(s) cut short at shutdown; they stay queued", self.queue_name, len(pending))
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _work(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                job = await self.queue.claim(self.queue_name)
+            except Exception:
+                log.exception("%s: cannot claim a job; retrying", self.queue_name)
+                await asyncio.sleep(self.poll_seconds)
+                continue
+            if job is None:
+                await self.queue.wait_for_work(self.queue_name, self.poll_seconds)
+                continue
+            token = current_job.set(job.id)
+            try:
+                await self.handle(job)
+            except LeaseLost:
+                log.warning("lease lost: another worker took this job over")
+            except Exception:
+                await self.park_failed(job.id, stage=job.stage or self.queue_name)
+            finally:
+                current_job.reset(token)
+
+    async def park_failed(self, job_id: str, *, stage: str) -> None:
+        """Record the exception being handled on the job, in `failed` (STYLE 5)."""
+        trace = traceback.format_exc()
+        log.error("failed at %s; parked for `faxbridge jobs retry %s`\n%s", stage, job_id, trace)
+        try:
+            async with self.queue.db.transaction() as tx:
+                job = await self.queue.owned(tx, job_id)
+                job.stage = stage
+                JobQueue.finish(job, FAILED, error=trace)
+        except LeaseLost:
+            log.warning("lease lost before the failure could be recorded")

@@ -1,0 +1,18 @@
+"""The names a pipeline in config may use, and the step class behind each.
+
+Where it sits: `bridge.app` builds the intake pipeline from config `intake.pipeline`
+through this table; a later stage adds its step here (render, meter, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from bridge.pipeline import StepFactory
+from handlers.authenticate import Authenticate
+from handlers.parse import Parse
+
+INTAKE_STEPS: Mapping[str, StepFactory] = {
+    Authenticate.name: Authenticate,
+    Parse.name: Parse,
+}
