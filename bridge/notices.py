@@ -7,6 +7,7 @@ carries the job reference for support. Service notices carry no opt-out (R-MAIL-
 
 from __future__ import annotations
 
+import textwrap
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -40,7 +41,7 @@ class Notices:
             "Hello,\n\n"
             f"We received your message {subject_quote} for fax number(s) {numbers}\n"
             f"on {_when(job.received_at)}, but we did not send it as a fax:\n\n"
-            f"    {reason}\n\n"
+            f"{_indent(reason)}\n\n"
             "Nothing was sent and you have not been charged for this message.\n"
             "Once the problem above is fixed, simply send your message again.\n\n"
             f"Reference: {job.id}{f' (rule {rule})' if rule else ''}. Quote it if you contact us.\n"
@@ -52,6 +53,10 @@ class Notices:
             body,
             in_reply_to=job.message_id,
         )
+
+
+def _indent(text: str) -> str:
+    return textwrap.fill(text, width=72, initial_indent="    ", subsequent_indent="    ")
 
 
 def _when(moment: datetime) -> str:

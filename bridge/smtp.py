@@ -178,7 +178,7 @@ class FaxbridgeSMTP(SMTP):
 
     async def push(self, status: str | bytes) -> None:  # type: ignore[override]
         if isinstance(status, str):
-            status = self._rewrites.get(status, status)
+            status = self._rewrites.get(status) or statuses.with_enhanced_code(status)
         await super().push(status)
 
     async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:

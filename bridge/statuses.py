@@ -5,6 +5,8 @@ Where it sits: the SMTP front door (`bridge.smtp`) and the recipient grammar
 wrong and what to do. Replies that take a detail are format strings.
 """
 
+import re
+
 OK_SENDER = "250 2.1.0 Sender OK"
 OK_RECIPIENT = "250 2.1.5 Recipient OK"
 OK_QUEUED = "250 2.0.0 Queued as {queue_id}"
@@ -45,4 +47,32 @@ AIOSMTPD_REWRITES: dict[str, str] = {
     "500 Line too long (see RFC5321 4.5.3.1.6)": (
         "500 5.5.2 Line too long: lines may be at most 998 characters (RFC 5321)"
     ),
+    "503 Error: send HELO first": "503 5.5.1 Say HELO first",
+    "503 Error: send EHLO first": "503 5.5.1 Say EHLO first",
+    "530 Must issue a STARTTLS command first": (
+        "530 5.7.0 This port needs encryption: issue STARTTLS first"
+    ),
+    "454 TLS not available": "454 4.7.0 TLS not available right now; try again later",
 }
+
+# For any other error reply that comes without an enhanced code, the code by class.
+ENHANCED_BY_REPLY = {
+    "421": "4.3.2", "451": "4.3.0", "454": "4.7.0", "500": "5.5.2", "501": "5.5.4",
+    "502": "5.5.1", "503": "5.5.1", "504": "5.5.4", "530": "5.7.0", "535": "5.7.8",
+    "550": "5.0.0", "552": "5.3.4", "554": "5.0.0",
+}
+_ENHANCED = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}(?: |$)")
+
+
+def with_enhanced_code(status: str) -> str:
+    """`status` with an enhanced code: ours for aiosmtpd's known replies, else one by
+    class for error replies that lack one (RFC 3463)."""
+    rewritten = AIOSMTPD_REWRITES.get(status)
+    if rewritten is not None:
+        return rewritten
+    code, _, text = status.partition(" ")
+    if code[:1] not in ("4", "5") or _ENHANCED.match(text):
+        return status
+    enhanced = ENHANCED_BY_REPLY.get(code, f"{code[0]}.0.0")
+    text = text.removeprefix("Error: ")
+    return f"{code} {enhanced} {text[:1].upper()}{text[1:]}"

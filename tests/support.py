@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -229,7 +230,8 @@ def fax_message(
     message_id: str | None = None,
     from_header: str | None = None,
 ) -> EmailMessage:
-    message = EmailMessage()
+    # policy.SMTP: CRLF line ends, as a mail program puts them on the wire.
+    message = EmailMessage(policy=policy.SMTP)
     message["From"] = from_header or sender
     message["To"] = ", ".join(to) if isinstance(to, list) else to
     message["Subject"] = subject
