@@ -123,6 +123,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(App(settings).run_until_stopped())
+    except SettingsError as error:
+        print(f"faxbridge: {error}", file=sys.stderr)
+        return 2
     except OSError as error:
         print(f"faxbridge: cannot start: {error}", file=sys.stderr)
         return 1

@@ -23,7 +23,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "config" / "defaults.toml"
+# The documented defaults live in the source tree's config/; an installed copy (the
+# container image) says where it put them with FAXBRIDGE_DEFAULTS.
+SOURCE_DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "config" / "defaults.toml"
 ENV_PREFIX = "FAXBRIDGE__"
 
 
@@ -138,7 +140,7 @@ def load_settings(
 ) -> Settings:
     """Build the settings from the defaults, the site file and the environment."""
     environ = os.environ if environ is None else environ
-    merged = _read_toml(DEFAULTS_FILE)
+    merged = _read_toml(Path(environ.get("FAXBRIDGE_DEFAULTS") or SOURCE_DEFAULTS_FILE))
     site = site_file or environ.get("FAXBRIDGE_CONFIG")
     if site:
         _overlay(merged, _read_toml(Path(site)))
