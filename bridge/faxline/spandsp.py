@@ -97,6 +97,12 @@ DOCUMENT_ERRORS = frozenset({Completion.FILEERROR, Completion.NOPAGE, Completion
                              Completion.NOMEM})
 
 _T4_COMPRESSION_ITU_T6 = 3  # t4_rx.h: the coding received pages are stored in
+_T30_DCS = 0x82  # t30_fcf.h: digital command signal (X bit masked off)
+# Noise bursts in the TCF's 1.5 s of zeros, timed from the end of training, in 20 ms
+# blocks: 60 ms every 300 ms leaves no clean run near the second spandsp looks for, and
+# the last burst ends well before the TCF does, so the answerer hears the carrier stop.
+_BURST_BLOCKS = 3
+_BURST_STARTS_BLOCKS = (8, 23, 38, 53)
 
 
 class SpandspUnavailable(RuntimeError):
@@ -112,6 +118,10 @@ class _Stats(ctypes.Structure):
 
 
 _PHASE_E = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int)
+_FRAME = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
+                          ctypes.POINTER(ctypes.c_uint8), ctypes.c_int)
+_LOG_MESSAGE = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p)
+_SPAN_LOG_FLOW = 5
 _SAMPLES = ctypes.c_int16 * BLOCK_SAMPLES
 
 
@@ -139,9 +149,13 @@ def library() -> ctypes.CDLL:
         "t30_set_tx_file": (None, [p, s, i, i]),
         "t30_set_rx_file": (None, [p, s, i]),
         "t30_set_phase_e_handler": (None, [p, _PHASE_E, p]),
+        "t30_set_real_time_frame_handler": (None, [p, _FRAME, p]),
         "t30_get_transfer_statistics": (None, [p, ctypes.POINTER(_Stats)]),
         "t30_terminate": (None, [p]),
         "t30_completion_code_to_str": (s, [i]),
+        "t30_get_logging_state": (p, [p]),
+        "span_log_set_level": (i, [p, i]),
+        "span_log_set_message_handler": (None, [p, _LOG_MESSAGE]),
     }
     for name, (restype, argtypes) in signatures.items():
         function = getattr(lib, name)
@@ -164,6 +178,7 @@ class CallStats:
     answerer_completion: int  # phase E code at the answering side
     pages_sent: int  # pages the caller sent and the answerer confirmed (MCF)
     pages_received: int  # pages the answerer stored in rx_tiff
+    pages_in_file: int  # pages in tx_tiff as the caller counted them (-1 if unknown)
     line_seconds: float  # from off-hook to the caller's hang-up: samples / 8000
     bit_rate: int  # the last negotiated modem speed, bits/s (0 if none was agreed)
     ecm: bool  # error correcting mode was in use
@@ -241,22 +256,51 @@ class _Side:
 
 
 class _NoisyLine:
-    """A line too noisy for any high-speed modem to train, clean enough for V.21.
+    """A line that crackles whenever the caller sends its training check.
 
-    Fills the audio from caller to answerer with white noise at a fixed level. V.21
-    (300 bit/s FSK, a narrow band) still carries the DIS/DCS/FTT frames, but the
-    wide-band training check (TCF) fails at every speed, so the caller steps down
-    V.17 -> V.29 -> V.27ter and gives up: a genuine T.30 training failure."""
+    After each DCS the caller trains its high-speed modem and sends TCF: 1.5 s of zeros
+    which the answerer must receive with a long enough unbroken run of zeros before it
+    replies CFR. This line adds short bursts of white noise to the caller's audio during
+    the TCF zeros only; control frames (V.21) and the modem training stay clean. So T.30
+    itself judges the check bad and answers FTT, the caller steps down V.17 -> V.29 ->
+    V.27ter and gives up with "cannot train": a genuine training failure.
+
+    Timing comes from the answering machine itself: the DCS from its frame handler, and
+    the moment its modem has trained from its log ("Training succeeded"). Noise over the
+    whole call does not work: a receiver that never hears the carrier stop never replies,
+    and the call ends in time-outs; noise over the training makes spandsp 0.0.6 wait
+    silently instead of answering FTT."""
+
+    _TRAINED = b"Non-ECM signal status is Training succeeded"
 
     def __init__(self, rms: float, seed: int = 0) -> None:
         rng = random.Random(seed)
-        # A few seconds of precomputed noise, cycled: cheap per block, and no periodicity
-        # that a 20 ms block could align with.
+        # A few seconds of precomputed noise, cycled: cheap per block.
         self._noise = [int(rng.gauss(0.0, rms)) for _ in range(SAMPLE_RATE * 3 + 7)]
         self._at = 0
         self._out = _SAMPLES()
+        self._armed = False  # a DCS came in: the next training is the TCF's
+        self._blocks = 0  # blocks seen so far
+        self._bursts: list[tuple[int, int]] = []  # (first, last) block of each burst
+
+    def on_frame(self, _t30: int | None, _user: int | None, incoming: int,
+                 msg: ctypes._Pointer[ctypes.c_uint8], length: int) -> None:
+        # HDLC frame: address 0xFF, control, then the facsimile control field whose low
+        # bit is the "X" bit (which side sent it), masked off here.
+        if incoming and length >= 3 and msg[2] & 0xFE == _T30_DCS:
+            self._armed = True
+
+    def on_log(self, _level: int, text: bytes | None) -> None:
+        if self._armed and text and self._TRAINED in text:
+            self._armed = False
+            now = self._blocks
+            self._bursts = [(now + first, now + first + _BURST_BLOCKS - 1)
+                            for first in _BURST_STARTS_BLOCKS]
 
     def corrupt(self, block: ctypes.Array[ctypes.c_int16]) -> ctypes.Array[ctypes.c_int16]:
+        self._blocks += 1
+        if not any(first <= self._blocks <= last for first, last in self._bursts):
+            return block
         noise, at, out = self._noise, self._at, self._out
         for k in range(BLOCK_SAMPLES):
             value = block[k] + noise[(at + k) % len(noise)]
@@ -284,6 +328,8 @@ def run_call(tx_tiff: Path, rx_tiff: Path, *, caller_ident: str, answerer_ident:
     realtime: pace the call at line speed (one second of line time per wall second).
     cancel: when set, both sides are hung up at once (the service is shutting down).
     """
+    if hangup_after_pages is not None and hangup_after_pages < 1:
+        raise ValueError("hangup_after_pages counts pages received: at least 1")
     for ident in (caller_ident, answerer_ident):
         if len(ident) > MAX_IDENT_LEN:
             raise ValueError(f"T.30 station ids are at most {MAX_IDENT_LEN} characters: {ident!r}")
@@ -299,8 +345,18 @@ def run_call(tx_tiff: Path, rx_tiff: Path, *, caller_ident: str, answerer_ident:
         # Store received pages as T.6: the densest coding, and what the inbound pipeline
         # embeds in PDF without re-encoding.
         lib.t30_set_rx_encoding(answerer.t30, _T4_COMPRESSION_ITU_T6)
-        return _exchange(caller, answerer, hangup_after_pages=hangup_after_pages,
-                         noise=_NoisyLine(noise_rms) if fail_training else None,
+        noise = None
+        if fail_training:
+            noise = _NoisyLine(noise_rms)
+            # Both callbacks stay referenced (locals) until the call returns; each is a
+            # thunk of its own, so concurrent calls never see each other's messages.
+            frame_handler = _FRAME(noise.on_frame)
+            log_handler = _LOG_MESSAGE(noise.on_log)
+            lib.t30_set_real_time_frame_handler(answerer.t30, frame_handler, None)
+            logging_state = lib.t30_get_logging_state(answerer.t30)
+            lib.span_log_set_message_handler(logging_state, log_handler)
+            lib.span_log_set_level(logging_state, _SPAN_LOG_FLOW)
+        return _exchange(caller, answerer, hangup_after_pages=hangup_after_pages, noise=noise,
                          realtime=realtime, cancel=cancel, max_line_seconds=max_line_seconds)
     finally:
         # Freeing the answering state closes its TIFF, so rx_tiff is complete on return.
@@ -370,8 +426,10 @@ def _exchange(caller: _Side, answerer: _Side, *, hangup_after_pages: int | None,
                              else Completion.CALLDROPPED),
         pages_sent=caller_stats.pages_tx,
         pages_received=answerer_stats.pages_rx,
+        pages_in_file=caller_stats.pages_in_file,
         line_seconds=line_blocks * BLOCK_SAMPLES / SAMPLE_RATE,
-        bit_rate=caller_stats.bit_rate,
+        # Before any page the statistics still hold the initial 14400: report no speed.
+        bit_rate=caller_stats.bit_rate if caller_stats.pages_tx else 0,
         ecm=bool(caller_stats.error_correcting_mode),
         compression=(_ENCODING_TO_COMPRESSION.get(caller_stats.encoding)
                      if caller_stats.pages_tx else None),
