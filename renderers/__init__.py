@@ -1,12 +1,30 @@
 """Renderers: documents in, fax pages out (and fax pages back out as PDF).
 
 The intake pipeline's ``render`` step hands this package the documents of one
-submission; nothing here knows about SMTP, accounts or money.
+submission (``SourceDocument``) and gets back one TIFF-F fax (``RenderedFax``) or
+a ``DocumentsRefused`` naming each document that cannot be faxed and why; the
+inbound side uses ``fax_tiff_to_pdf`` for previews. Nothing here knows about SMTP,
+accounts or money.
+
+    render_fax(documents, out_path, options, cover=..., header=...) -> RenderedFax
+    fax_tiff_to_pdf(tiff_path) -> bytes
+    detect_type(data, filename, declared) -> MIME type by content
+    write_fax_tiff(pages, out_path, resolution=..., compression=...)   (renderers.faxtiff)
 """
 
 from __future__ import annotations
 
-from renderers.detect import detect_type
+from renderers.detect import ACCEPTED_TYPES_TEXT, detect_type
 from renderers.faxtiff import write_fax_tiff
+from renderers.model import (
+    CoverPage, DocumentRefused, DocumentsRefused, FaxHeader, RenderedFax, RenderOptions,
+    SourceDocument,
+)
+from renderers.preview import fax_tiff_to_pdf
+from renderers.render import render_fax
 
-__all__ = ["detect_type", "write_fax_tiff"]
+__all__ = [
+    "ACCEPTED_TYPES_TEXT", "CoverPage", "DocumentRefused", "DocumentsRefused", "FaxHeader",
+    "RenderOptions", "RenderedFax", "SourceDocument", "detect_type", "fax_tiff_to_pdf",
+    "render_fax", "write_fax_tiff",
+]

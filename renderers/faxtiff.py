@@ -310,9 +310,15 @@ def inspect_pages(image: Image.Image) -> list[FaxPageInfo]:
 
 def read_encoded_pages(path: Path) -> list[EncodedPage]:
     """The coded strips of a one-strip-per-page fax TIFF, for copying unchanged."""
-    with Image.open(path) as image:
+    with open(path, "rb") as source:
+        return read_encoded_pages_from(source)
+
+
+def read_encoded_pages_from(source: BinaryIO) -> list[EncodedPage]:
+    """``read_encoded_pages`` for an open binary file (or BytesIO)."""
+    with Image.open(source) as image:
         if not isinstance(image, TiffImagePlugin.TiffImageFile):
-            raise ValueError(f"{path} is not a TIFF")
+            raise ValueError("not a TIFF")
         infos = inspect_pages(image)
         strips = []
         for index, info in enumerate(infos):
@@ -320,13 +326,12 @@ def read_encoded_pages(path: Path) -> list[EncodedPage]:
             offsets = image.tag_v2[_TAG_STRIPOFFSETS]
             counts = image.tag_v2[_TAG_STRIPBYTECOUNTS]
             if len(offsets) != 1:
-                raise ValueError(f"page {index + 1} of {path} has {len(offsets)} strips")
+                raise ValueError(f"page {index + 1} has {len(offsets)} strips")
             strips.append((info, offsets[0], counts[0]))
-    pages = []
-    with open(path, "rb") as raw:
+        pages = []
         for info, offset, count in strips:
-            raw.seek(offset)
-            pages.append(EncodedPage(info.width, info.rows, raw.read(count)))
+            source.seek(offset)
+            pages.append(EncodedPage(info.width, info.rows, source.read(count)))
     return pages
 
 

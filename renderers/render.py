@@ -1,0 +1,215 @@
+"""render_fax: a submission's documents in, one TIFF-F fax out.
+
+This is what the intake pipeline's ``render`` step calls (in an executor: it
+blocks). In order it:
+
+1. checks the total input size, detects each document's type by content and
+   decides what is not faxed as pages of its own (inline images an HTML part shows
+   through ``cid:``, tiny inline images such as signature logos);
+2. renders each remaining document in a worker process (renderers.worker) into an
+   intermediate fax TIFF below the header margin, collecting every refusal;
+3. renders the cover page, now that the page total is known, and the header line;
+4. assembles the fax: cover first, then the documents in order, each page
+   stamped with the header line and "Page n/total". Without a header line, pages
+   are copied as coded, and a lone fax TIFF that already fits is passed through
+   byte for byte.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from renderers import detect
+from renderers.faxtiff import FaxTiffWriter, read_encoded_pages
+from renderers.header import stamp
+from renderers.images import image_size
+from renderers.jobs import (
+    CoverJob, DocumentJob, HeaderJob, JobResult, render_cover, render_document, render_header,
+    unknown_type_reason,
+)
+from renderers.model import (
+    CoverPage, DocumentRefused, DocumentsRefused, FaxHeader, RenderedFax, RenderOptions,
+    SourceDocument,
+)
+from renderers.raster import PageFrame
+from renderers.text import declared_charset, decode_text
+from renderers.worker import run_isolated
+
+log = logging.getLogger("renderers.render")
+
+COVER_LABEL = "cover page"
+_CID_REFERENCE = re.compile(r"""cid:([^"'\s)>]+)""", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class _Planned:
+    document: SourceDocument
+    kind: str
+
+
+def render_fax(documents: Sequence[SourceDocument], out_path: Path, options: RenderOptions,
+               *, cover: CoverPage | None = None, header: FaxHeader | None = None) -> RenderedFax:
+    """Render ``documents`` (and the cover, if given) into one fax at ``out_path``.
+
+    Blocking. Raises ``DocumentsRefused`` (a ``DocumentRefused``) listing every
+    document that cannot be faxed, each with its file name and a reason for the
+    sender; nothing is written to ``out_path`` then.
+    """
+    out_path = Path(out_path)
+    _check_total_size(documents, options)
+    planned, skipped, refusals = _plan(documents, options)
+    frame = PageFrame.for_fax(options.paper, options.resolution, header is not None)
+    if not planned and cover is None:
+        if refusals:
+            raise DocumentsRefused(refusals)
+        raise DocumentRefused("", "There is nothing to fax: the message has no body text and no attachments.")
+
+    with tempfile.TemporaryDirectory(prefix="faxbridge-render-") as work_dir:
+        work = Path(work_dir)
+        rendered: list[tuple[str, Path, JobResult]] = []
+        total = 0
+        alone = len(planned) == 1 and cover is None and header is None
+        for index, item in enumerate(planned):
+            label = item.document.label
+            job = DocumentJob(
+                document=item.document, kind=item.kind, frame=frame,
+                resolution=options.resolution, compression=options.compression, paper=options.paper,
+                max_pages=options.max_pages, max_pixels=options.max_image_pixels,
+                soffice_path=options.soffice_path, timeout=options.document_timeout_seconds,
+                memory_bytes=options.document_memory_bytes, out_path=work / f"document-{index}.tif",
+                parts=_parts_for(item, documents), allow_passthrough=header is None,
+            )
+            try:
+                result = run_isolated(render_document, job, label=label,
+                                      timeout=options.document_timeout_seconds,
+                                      memory_bytes=options.document_memory_bytes)
+            except DocumentRefused as refusal:
+                refusals.append(DocumentRefused(item.document.filename, refusal.reason))
+                continue
+            total += result.pages
+            if total + (1 if cover else 0) > options.max_pages:
+                refusals.append(DocumentRefused(item.document.filename, (
+                    f"With it the fax would have {total + (1 if cover else 0)} pages, more than the "
+                    f"{options.max_pages} pages one fax may have. Please send it in several faxes.")))
+                total -= result.pages
+                continue
+            rendered.append((item.document.filename, job.out_path, result))
+        if refusals:
+            raise DocumentsRefused(refusals)
+
+        if alone and rendered[0][2].passed_through:
+            # An already compliant fax TIFF goes out exactly as the sender made it.
+            out_path.write_bytes(planned[0].document.content)
+            return RenderedFax(out_path, total, ((planned[0].document.filename, total),), tuple(skipped))
+
+        parts: list[tuple[str, Path, int]] = []
+        if cover is not None:
+            cover_path, cover_pages = _render_cover(cover, total, frame, options, work)
+            parts.append((COVER_LABEL, cover_path, cover_pages))
+        parts += [(name, path, result.pages) for name, path, result in rendered]
+        grand_total = sum(pages for _, _, pages in parts)
+        strip = _render_header(header, frame, options, work) if header is not None else None
+        _assemble(parts, out_path, options, frame, header is not None, strip, grand_total)
+    return RenderedFax(out_path, grand_total, tuple((name, pages) for name, _, pages in parts),
+                       tuple(skipped))
+
+
+def _check_total_size(documents: Sequence[SourceDocument], options: RenderOptions) -> None:
+    running = 0
+    for document in documents:
+        running += len(document.content)
+        if running > options.max_input_bytes:
+            limit_mb = options.max_input_bytes / (1024 * 1024)
+            raise DocumentsRefused([DocumentRefused(document.filename, (
+                f"The documents of this fax add up to more than {limit_mb:.0f} MB, the most one fax "
+                "may carry. Please send fewer or smaller files, in several faxes."))])
+
+
+def _plan(documents: Sequence[SourceDocument], options: RenderOptions
+          ) -> tuple[list[_Planned], list[tuple[str, str]], list[DocumentRefused]]:
+    kinds = [detect.detect_type(d.content, d.filename, d.declared_type) for d in documents]
+    shown_in_html = set()
+    for document, kind in zip(documents, kinds):
+        if kind == detect.HTML:
+            text = decode_text(document.content, declared_charset(document.declared_type))
+            shown_in_html |= {reference.strip("<>").lower() for reference in _CID_REFERENCE.findall(text)}
+    planned, skipped, refusals = [], [], []
+    for document, kind in zip(documents, kinds):
+        name = document.label
+        if document.content_id and document.content_id.strip("<>").lower() in shown_in_html:
+            skipped.append((document.filename, "shown inside the HTML message"))
+            continue
+        if kind in detect.IMAGE_TYPES and document.inline:
+            size = image_size(document.content)
+            if size is not None and max(size) < options.tiny_image_pixels:
+                skipped.append((document.filename, "a small inline image, such as a signature logo"))
+                continue
+        if kind == detect.UNKNOWN:
+            refusals.append(DocumentRefused(document.filename, unknown_type_reason()))
+            continue
+        declared = (document.declared_type or "").split(";")[0].strip().lower()
+        if declared and declared not in ("application/octet-stream", kind) and not (
+                declared.startswith("text/") and kind in (detect.TEXT, detect.HTML)):
+            # R-PRIV-1 aside, a wrong label is common (mail clients guess from the name);
+            # the content decides, and the log says so for anyone debugging a render.
+            log.info("%s declared as %s but its content is %s; rendering as %s", name, declared, kind, kind)
+        planned.append(_Planned(document, kind))
+    return planned, skipped, refusals
+
+
+def _parts_for(item: _Planned, documents: Sequence[SourceDocument]) -> tuple[tuple[str, bytes, str], ...]:
+    if item.kind != detect.HTML:
+        return ()
+    return tuple(
+        (d.content_id.strip("<>"), d.content, detect.detect_type(d.content, d.filename, d.declared_type))
+        for d in documents if d.content_id and d is not item.document
+    )
+
+
+def _render_cover(cover: CoverPage, document_pages: int, frame: PageFrame, options: RenderOptions,
+                  work: Path) -> tuple[Path, int]:
+    # The cover states the page total, which includes the cover itself: guess one
+    # cover page, and render again in the rare case a long body needs more.
+    cover_pages = 1
+    for _attempt in range(3):
+        job = CoverJob(cover, document_pages + cover_pages, frame, options.resolution,
+                       options.compression, options.paper, work / "cover.tif")
+        result = run_isolated(render_cover, job, label=COVER_LABEL,
+                              timeout=options.document_timeout_seconds,
+                              memory_bytes=options.document_memory_bytes)
+        if result.pages == cover_pages:
+            break
+        cover_pages = result.pages
+    return job.out_path, result.pages
+
+
+def _render_header(header: FaxHeader, frame: PageFrame, options: RenderOptions, work: Path) -> Image.Image:
+    path = run_isolated(render_header, HeaderJob(header, frame, work / "header.png"),
+                        label="header line", timeout=options.document_timeout_seconds,
+                        memory_bytes=options.document_memory_bytes)
+    with Image.open(path) as strip:
+        return strip.convert("1")
+
+
+def _assemble(parts: list[tuple[str, Path, int]], out_path: Path, options: RenderOptions,
+              frame: PageFrame, with_header: bool, strip: Image.Image | None, total: int) -> None:
+    number = 0
+    with FaxTiffWriter(out_path, resolution=options.resolution, compression=options.compression) as writer:
+        for _name, path, _pages in parts:
+            if not with_header:
+                for encoded in read_encoded_pages(path):
+                    writer.add_encoded_page(encoded)
+                continue
+            # Our own intermediate files: decoding them here is safe and fast.
+            with Image.open(path) as tiff:
+                for index in range(tiff.n_frames):
+                    tiff.seek(index)
+                    number += 1
+                    writer.add_page(stamp(tiff.convert("1"), strip, number, total, frame))
