@@ -99,7 +99,8 @@ DOCUMENT_ERRORS = frozenset({Completion.FILEERROR, Completion.NOPAGE, Completion
 _T4_COMPRESSION_ITU_T6 = 3  # t4_rx.h: the coding received pages are stored in
 _T30_DCS = 0x82  # t30_fcf.h: digital command signal (X bit masked off)
 # Noise bursts in the TCF's 1.5 s of zeros, timed from the end of training, in 20 ms
-# blocks: 60 ms every 300 ms leaves no clean run near the second spandsp looks for, and
+# blocks: 60 ms every 300 ms leaves no clean run longer than 0.3 s (in trials spandsp
+# 0.0.6 failed a TCF whose longest clean run was 0.87 s and passed one of 1.27 s), and
 # the last burst ends well before the TCF does, so the answerer hears the carrier stop.
 _BURST_BLOCKS = 3
 _BURST_STARTS_BLOCKS = (8, 23, 38, 53)

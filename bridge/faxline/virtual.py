@@ -43,6 +43,7 @@ from bridge.faxline.base import (
     CallRequest,
     CallResult,
     FaxDocumentError,
+    FaxLine,
     InboundFax,
     InboundHandler,
     LineClosed,
@@ -146,7 +147,7 @@ class _Answered:
     stored: Path | None  # None when no page arrived
 
 
-class VirtualLine:
+class VirtualLine(FaxLine):
     """The embedded default `FaxLine`: a virtual network of fax machines (see module doc)."""
 
     def __init__(self, settings: VirtualLineSettings,
