@@ -14,6 +14,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.headerregistry import Address
@@ -144,12 +145,18 @@ class SenderCheck:
 
     First form: the envelope sender and the single From: address must both be registered
     sender addresses of one active account, and an AUTH login, if any, must belong to it.
-    The seam for DKIM/SPF/DMARC alignment (a later issue) is `verify_origin`, called
-    last with the raw header block.
+    DKIM/SPF/DMARC alignment (a later issue) joins here.
+
+    The answer for one (sender, From:, login) is remembered for `cache_seconds`: a
+    customer's mail program often sends several faxes in a row, and the check is one of
+    the costs of every message at DATA. A suspension made in that window still stops
+    the fax, because the pipeline's `authenticate` step asks again with no cache.
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, cache_seconds: float = 0) -> None:
         self.db = db
+        self.cache_seconds = cache_seconds
+        self._cache: dict[tuple[str, str, str | None], tuple[float, SenderIdentity]] = {}
 
     async def check(
         self, envelope_from: str, from_header: str | None, auth_login: str | None = None
@@ -157,34 +164,59 @@ class SenderCheck:
         if not envelope_from:
             raise SenderRefused("Messages with an empty sender (bounces) cannot be faxed.")
         from_address = parse_single_from(from_header)
+        key = (normalise_address(envelope_from), normalise_address(from_address), auth_login and normalise_address(auth_login))
+        now = time.monotonic()
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        identity = await self._check(envelope_from, from_address, auth_login)
+        if self.cache_seconds:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[key] = (now + self.cache_seconds, identity)
+        return identity
+
+    async def _check(self, envelope_from: str, from_address: str, auth_login: str | None) -> SenderIdentity:
+        wanted = {normalise_address(envelope_from), normalise_address(from_address)}
+        if auth_login is not None:
+            wanted.add(normalise_address(auth_login))
         async with self.db.reading() as session:
-            account = await account_for_sender(session, envelope_from)
-            if account is None:
-                raise SenderRefused(
-                    f"The sender {envelope_from} is not registered with this fax service."
-                    " Send from the address registered on your account, or sign up first."
+            rows = (
+                await session.execute(
+                    select(AccountAddress.address, Account.id, Account.state, Account.name)
+                    .join(Account, Account.id == AccountAddress.account_id)
+                    .where(AccountAddress.kind == "sender", AccountAddress.address.in_(wanted))
                 )
-            registered = set(account.sender_addresses())
-            if normalise_address(from_address) not in registered:
+            ).all()
+        owner = {address: (account_id, state, name) for address, account_id, state, name in rows}
+        sender = owner.get(normalise_address(envelope_from))
+        if sender is None:
+            raise SenderRefused(
+                f"The sender {envelope_from} is not registered with this fax service."
+                " Send from the address registered on your account, or sign up first."
+            )
+        account_id, state, name = sender
+        from_owner = owner.get(normalise_address(from_address))
+        if from_owner is None or from_owner[0] != account_id:
+            raise SenderRefused(
+                f"The From: address {from_address} is not a registered address of the"
+                f" account that {envelope_from} belongs to. Send with a From: address"
+                " registered on your account."
+            )
+        if auth_login is not None:
+            login_owner = owner.get(normalise_address(auth_login))
+            if login_owner is None or login_owner[0] != account_id:
                 raise SenderRefused(
-                    f"The From: address {from_address} is not a registered address of the"
-                    f" account that {envelope_from} belongs to. Send with a From: address"
-                    " registered on your account."
+                    f"You are logged in as {auth_login}, which may not send for"
+                    f" {envelope_from}."
                 )
-            if auth_login is not None:
-                login_account = await account_for_sender(session, auth_login)
-                if login_account is None or login_account.id != account.id:
-                    raise SenderRefused(
-                        f"You are logged in as {auth_login}, which may not send for"
-                        f" {envelope_from}."
-                    )
-            if account.state != "active":
-                raise SenderRefused(
-                    f"The account of {envelope_from} is {account.state}; faxes cannot be"
-                    " sent from it. Reply to your last account notice or contact support.",
-                    rule="R-DEP-8" if account.state == "suspended" else "R-ACCT-4",
-                )
-            return SenderIdentity(account.id, account.name, envelope_from, from_address)
+        if state != "active":
+            raise SenderRefused(
+                f"The account of {envelope_from} is {state}; faxes cannot be"
+                " sent from it. Reply to your last account notice or contact support.",
+                rule="R-DEP-8" if state == "suspended" else "R-ACCT-4",
+            )
+        return SenderIdentity(account_id, name, envelope_from, from_address)
 
 
 def parse_single_from(from_header: str | None) -> str:

@@ -89,7 +89,7 @@ class App:
         )
         self.intake.start()
         grammar = RecipientGrammar(s.service.fax_domains, s.service.default_region)
-        senders = SenderCheck(db)
+        senders = SenderCheck(db, cache_seconds=s.smtp.sender_cache_seconds)
         handlers = [
             IntakeHandler(listener, s.smtp, grammar, senders, self.intake)
             for listener in s.smtp.listeners

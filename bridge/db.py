@@ -17,6 +17,7 @@ commit on a clean exit, roll back on an exception. On SQLite a transaction begin
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -46,13 +47,28 @@ class Database:
         else:
             self.engine = create_async_engine(url, echo=echo, pool_pre_ping=True)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time. Writers of this process queue on this lock
+        # instead of on SQLite's busy handler, which sleeps in steps of up to 100 ms and
+        # would stall the intake's group commits behind a runner's small write.
+        # Other processes (the CLI) still wait through busy_timeout.
+        self._writers = WriterGate() if self.is_sqlite else None
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session inside one transaction: committed on exit, rolled back on error."""
-        async with self._sessions() as session:
-            async with session.begin():
-                yield session
+    async def transaction(self, *, urgent: bool = False) -> AsyncIterator[AsyncSession]:
+        """A session inside one transaction: committed on exit, rolled back on error.
+
+        `urgent` writers (the SMTP intake, whose senders are waiting for their 250) go
+        before the others when several wait for SQLite's single writer slot.
+        """
+        if self._writers is None:
+            async with self._sessions() as session:
+                async with session.begin():
+                    yield session
+            return
+        async with self._writers.hold(urgent=urgent):
+            async with self._sessions() as session:
+                async with session.begin():
+                    yield session
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
@@ -62,6 +78,44 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+class WriterGate:
+    """One writer at a time, urgent writers first.
+
+    Runners do many small writes; a burst of mail must not queue behind them, so a
+    waiting urgent writer takes the slot before any waiting ordinary one. Ordinary
+    writers catch up when the burst ends (the way an MTA accepts first, delivers later).
+    """
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._urgent_waiting = 0
+        self._no_urgent = asyncio.Event()
+        self._no_urgent.set()
+
+    @asynccontextmanager
+    async def hold(self, *, urgent: bool) -> AsyncIterator[None]:
+        if urgent:
+            self._urgent_waiting += 1
+            self._no_urgent.clear()
+            try:
+                await self._lock.acquire()
+            finally:
+                self._urgent_waiting -= 1
+                if not self._urgent_waiting:
+                    self._no_urgent.set()
+        else:
+            while True:
+                await self._no_urgent.wait()
+                await self._lock.acquire()
+                if not self._urgent_waiting:
+                    break
+                self._lock.release()
+        try:
+            yield
+        finally:
+            self._lock.release()
 
 
 def _ensure_sqlite_directory(url: str) -> None:

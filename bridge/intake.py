@@ -28,13 +28,14 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from bridge.accounts import SenderIdentity
 from bridge.db import Database
 from bridge.jobs import QUEUE_INTAKE, FaxJob, new_id
-from bridge.models import Submission, utcnow
+from bridge.models import Job, Submission, utcnow
 from bridge.queue import JobQueue
 from bridge.spool import Spool, fsync_directory, write_durably
 
@@ -66,8 +67,8 @@ class Accepted:
 
 @dataclass
 class _Pending:
-    submission: Submission
-    job: FaxJob
+    submission: dict[str, Any]
+    job_row: dict[str, Any]
     future: asyncio.Future[Accepted] = field(repr=False)
 
 
@@ -120,7 +121,7 @@ class DurableIntake:
             self._writers, lambda: write_durably(path, submitted.content, sync_directory=False)
         )
         received_at = utcnow()
-        submission = Submission(
+        submission = dict(
             id=submission_id,
             received_at=received_at,
             envelope_from=submitted.envelope_from,
@@ -149,7 +150,8 @@ class DurableIntake:
             work_dir=str(self.spool.work_dir(submission_id)),
         )
         future: asyncio.Future[Accepted] = loop.create_future()
-        self._pending.append(_Pending(submission, job, future))
+        job_row = JobQueue.new_row(QUEUE_INTAKE, job, job_id=submission_id, submission_id=submission_id)
+        self._pending.append(_Pending(submission, job_row, future))
         self._arrived.set()
         return await future
 
@@ -179,8 +181,8 @@ class DurableIntake:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._writers, fsync_directory, self.spool.incoming)
         cutoff = utcnow() - self.duplicate_window
-        keys = {p.submission.dedup_key for p in group if p.submission.dedup_key}
-        async with self.db.transaction() as tx:
+        keys = {p.submission["dedup_key"] for p in group if p.submission["dedup_key"]}
+        async with self.db.transaction(urgent=True) as tx:
             earlier: dict[str, str] = {}
             if keys:
                 rows = await tx.execute(
@@ -189,31 +191,26 @@ class DurableIntake:
                     )
                 )
                 earlier = {key: sid for key, sid in rows if key}
-            results = []
+            results: list[Accepted] = []
+            fresh: list[_Pending] = []
             for pending in group:
-                key = pending.submission.dedup_key
+                key = pending.submission["dedup_key"]
                 if key and key in earlier:
                     results.append(Accepted(earlier[key], duplicate=True))
                     continue
-                tx.add(pending.submission)
                 if key:
-                    earlier[key] = pending.submission.id
-                results.append(Accepted(pending.submission.id, duplicate=False))
-            # Jobs reference their submissions: write those rows first.
-            await tx.flush()
-            for pending, result in zip(group, results, strict=True):
-                if not result.duplicate:
-                    JobQueue.add(
-                        tx,
-                        QUEUE_INTAKE,
-                        pending.job,
-                        job_id=pending.job.id,
-                        submission_id=pending.submission.id,
-                    )
+                    earlier[key] = pending.submission["id"]
+                fresh.append(pending)
+                results.append(Accepted(pending.submission["id"], duplicate=False))
+            if fresh:
+                # Core executemany, not the ORM: one statement per table for the group
+                # keeps the event loop free for the SMTP sessions.
+                await tx.execute(insert(Submission), [p.submission for p in fresh])
+                await tx.execute(insert(Job), [p.job_row for p in fresh])
         for pending, result in zip(group, results, strict=True):
             if result.duplicate:
                 # The copy's bytes are not needed: the first one is being processed.
-                self.spool.message_path(pending.submission.id).unlink(missing_ok=True)
+                self.spool.message_path(pending.submission["id"]).unlink(missing_ok=True)
         return results
 
 

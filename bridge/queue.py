@@ -21,6 +21,7 @@ import socket
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import and_, or_, select, update
@@ -76,6 +77,19 @@ class JobQueue:
         tx.add(job)
         return job
 
+    @staticmethod
+    def new_row(
+        queue: str, payload: BaseModel, *, job_id: str, submission_id: str | None = None
+    ) -> dict[str, Any]:
+        """The column values of a new queued job, for bulk inserts (the intake's)."""
+        now = utcnow()
+        return dict(
+            id=job_id, queue=queue, state=QUEUED, submission_id=submission_id, parent_id=None,
+            payload=payload.model_dump(mode="json"), stage="", steps_done=[], attempts=0,
+            not_before=now, lease_owner=None, lease_until=None, last_error=None, rule=None,
+            created_at=now, updated_at=now,
+        )
+
     def wake(self, queue: str) -> None:
         """Tell this process's runner of `queue` that there is work (after a commit)."""
         self._wakeups[queue].set()
@@ -99,12 +113,17 @@ class JobQueue:
                 and_(Job.state == RUNNING, Job.lease_until < now),
             ),
         )
-        async with self.db.transaction() as tx:
+        # Look first without the write lock: an idle runner must not make the intake
+        # wait for the database.
+        async with self.db.reading() as session:
             candidates = (
-                await tx.scalars(
+                await session.scalars(
                     select(Job.id).where(claimable).order_by(Job.not_before).limit(5)
                 )
             ).all()
+        if not candidates:
+            return None
+        async with self.db.transaction() as tx:
             for job_id in candidates:
                 claimed = await tx.execute(
                     update(Job)

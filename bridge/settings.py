@@ -82,6 +82,7 @@ class SmtpSettings(_Section):
     tls_key: str
     timeout: float = Field(gt=0)
     commit_window_ms: float = Field(ge=0, le=1000)
+    sender_cache_seconds: float = Field(ge=0, le=3600)
     listeners: tuple[ListenerSettings, ...] = Field(min_length=1)
 
 

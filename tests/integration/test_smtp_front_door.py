@@ -262,7 +262,10 @@ def test_swaks_sends_a_fax_with_an_attachment(site, server, alice, tmp_path):
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "250 2.0.0 Queued as" in result.stdout
+    job_id = result.stdout.split("250 2.0.0 Queued as ")[1].split()[0]
+    job = wait_for(lambda: (j := site.job(job_id))["queue"] == "transmit" and j)
+    [attachment] = json.loads(job["payload"])["attachments"]
+    assert attachment["filename"] == "letter.pdf" and attachment["size"] == len(MINIMAL_PDF)
 
 
 def test_protocol_errors_carry_enhanced_codes(site, server):
@@ -274,3 +277,39 @@ def test_protocol_errors_carry_enhanced_codes(site, server):
         assert code == 503 and reply.startswith(b"5.5.1"), reply
         code, reply = connection.docmd("BOGUS")
         assert code == 500 and reply.startswith(b"5.5.2"), reply
+
+
+def test_dot_stuffed_lines_arrive_as_the_sender_wrote_them(site, server, alice):
+    body = ".leading dot\r\n..two dots\r\nmiddle . dot.\r\n.\r\n"  # last line: a lone dot, stuffed by smtplib
+    message = fax_message(alice, NUMBER, body=body.replace("\r\n", "\n"), message_id="<dots@example.com>")
+    code, reply = send(site, message)
+    job_id = queue_id_of(reply)
+    job = wait_for(lambda: (j := site.job(job_id))["queue"] == "transmit" and j)
+    assert json.loads(job["payload"])["body_text"] == ".leading dot\n..two dots\nmiddle . dot.\n.\n"
+
+
+def test_bare_lf_dot_does_not_end_the_data(site, server, alice):
+    """SMTP smuggling (CVE-2023-51764 and kin): only CRLF.CRLF ends a message."""
+    head = f"From: {alice}\r\nTo: {NUMBER}\r\nSubject: Smuggle\r\n\r\nfirst part\n.\nMAIL FROM:<x@evil.example>\r\n"
+    with client(site) as connection:
+        connection.mail(alice)
+        connection.rcpt(NUMBER)
+        code, reply = connection.data(head.encode())
+    job_id = queue_id_of(reply)
+    job = wait_for(lambda: (j := site.job(job_id))["queue"] == "transmit" and j)
+    assert "MAIL FROM:<x@evil.example>" in json.loads(job["payload"])["body_text"]
+    assert len(site.query("SELECT id FROM submissions")) == 1
+
+
+def test_lines_over_1000_octets_are_refused(site, server, alice):
+    raw = f"From: {alice}\r\nTo: {NUMBER}\r\nSubject: Long\r\n\r\n{'x' * 1200}\r\n".encode()
+    with client(site) as connection:
+        connection.mail(alice)
+        connection.rcpt(NUMBER)
+        code, reply = connection.data(raw)
+        assert code == 500 and reply.startswith(b"5.5.2")
+        # The session goes on: the next message is accepted.
+        connection.mail(alice)
+        connection.rcpt(NUMBER)
+        code, reply = connection.data(fax_message(alice, NUMBER).as_bytes())
+        assert code == 250, reply
