@@ -23,9 +23,9 @@ log = logging.getLogger("renderers.html")
 # Fonts for every script faxbridge promises (installed by scripts/apt/renderers.txt);
 # fontconfig falls back along this list glyph by glyph.
 SANS_FONTS = ('"DejaVu Sans", "Noto Sans", "Noto Sans Arabic", "Noto Sans Hebrew", '
-              '"WenQuanYi Micro Hei", sans-serif')
+              '"Noto Sans CJK JP", "Noto Sans CJK KR", sans-serif')
 MONO_FONTS = ('"DejaVu Sans Mono", "Noto Sans Mono", "Noto Sans Arabic", "Noto Sans Hebrew", '
-              '"WenQuanYi Micro Hei Mono", monospace')
+              '"Noto Sans Mono CJK JP", "Noto Sans Mono CJK KR", monospace')
 
 _PAGE_SIZES = {"a4": "A4", "letter": "letter"}
 

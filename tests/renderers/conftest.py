@@ -47,3 +47,25 @@ def assert_valid_fax(path: Path, *, pages: int | None = None, compression: str =
 @pytest.fixture
 def check_fax():
     return assert_valid_fax
+
+
+def ocr(page: Image.Image, tmp_dir: Path) -> str:
+    """The words tesseract reads on a fax page (resized to square pixels first)."""
+    dpi_y = 196 if page.height > 1500 else 98
+    square = page.convert("L").resize((page.width, round(page.height * 204 / dpi_y)))
+    image = tmp_dir / "ocr.png"
+    square.save(image, dpi=(204, 204))
+    result = subprocess.run(["tesseract", str(image), "stdout", "--psm", "3"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def ink_box(page: Image.Image, top: int = 0) -> tuple[int, int, int, int] | None:
+    """Bounding box of the black pixels of a mode "1" page, below row ``top``."""
+    from PIL import ImageChops
+    region = page.convert("L").crop((0, top, page.width, page.height))
+    box = ImageChops.invert(region).getbbox()
+    if box is None:
+        return None
+    return (box[0], box[1] + top, box[2], box[3] + top)
