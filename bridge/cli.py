@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import logging
 import sys
@@ -36,6 +37,12 @@ from bridge.queue import JOB_STATES, JobQueue
 from bridge.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("bridge.cli")
+
+
+# Modules that add their own commands: each has `extend(commands, groups)` where
+# `commands` is the top-level subparsers object and `groups` maps an existing group
+# ("account", "number", "jobs") to its subparsers object.
+CLI_EXTENSIONS: tuple[str, ...] = ()
 
 
 class CommandError(Exception):
@@ -115,6 +122,9 @@ def _parser() -> argparse.ArgumentParser:
     jobs_retry.set_defaults(handler=_jobs_retry)
 
     commands.add_parser("render", help="render documents to a fax TIFF (see `faxbridge render --help`)")
+    groups = {"account": account, "number": number, "jobs": jobs}
+    for module_name in CLI_EXTENSIONS:
+        importlib.import_module(module_name).extend(commands, groups)
     return parser
 
 

@@ -40,6 +40,20 @@ class Attachment(BaseModel):
     content_id: str | None = None
 
 
+class RenderedDocument(BaseModel):
+    """What the render step made: the fax to send and its preview for receipts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tiff_path: str
+    pdf_path: str
+    page_count: int
+    # (file name, pages) per faxed document, the cover page first when there is one.
+    pages_per_document: list[tuple[str, int]] = Field(default_factory=list)
+    # (file name, why) for parts that were not faxed, e.g. a signature logo.
+    skipped: list[tuple[str, str]] = Field(default_factory=list)
+
+
 class FaxJob(BaseModel):
     """A fax submission on its way from SMTP to the fax line."""
 
@@ -62,6 +76,8 @@ class FaxJob(BaseModel):
     body_text: str = ""
     body_html: str | None = None
     attachments: list[Attachment] = Field(default_factory=list)
+    # Filled by the render step.
+    rendered: RenderedDocument | None = None
 
 
 class OutgoingMail(BaseModel):

@@ -53,6 +53,14 @@ class Account(Base):
     # R-ACCT-2: only a slow salted hash (scrypt) of the PIN is kept.
     pin_hash: Mapped[str | None] = mapped_column(String(300), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # R-MAIL-1: Free accounts are opted in to promotional mail by default.
+    promo_opt_in: Mapped[bool] = mapped_column(default=True)
+    # "a4" or "letter": the paper the account's faxes are rendered on.
+    paper_size: Mapped[str] = mapped_column(String(10), default="a4")
+    # IANA zone for times shown to the customer (received faxes, statements).
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # How inbound faxes are attached: "pdf" (default) or "tiff".
+    inbound_format: Mapped[str] = mapped_column(String(10), default="pdf")
 
     addresses: Mapped[list[AccountAddress]] = relationship(
         back_populates="account", cascade="all, delete-orphan", lazy="selectin"
@@ -95,6 +103,34 @@ class FaxNumber(Base):
     state: Mapped[str] = mapped_column(String(20), default="available")
 
     account: Mapped[Account | None] = relationship(back_populates="numbers")
+
+
+class CallAttempt(Base):
+    """One dialling of one number for one fax job, as the fax line reported it.
+
+    Written by the transmit runner in the same transaction as the job's progress; an
+    attempt in which the far end answered is the billing event of R-USE-3, which
+    metering turns into a charge keyed by the attempt's id (charged once, ever).
+    """
+
+    __tablename__ = "call_attempts"
+    __table_args__ = (Index("ix_call_attempts_job", "job_id", "number", "attempt", unique=True),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(40))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), default=None)
+    number: Mapped[str] = mapped_column(String(20))
+    attempt: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(30))
+    answered: Mapped[bool] = mapped_column(default=False)
+    pages_sent: Mapped[int] = mapped_column(Integer, default=0)
+    line_seconds: Mapped[float] = mapped_column(default=0.0)
+    bit_rate: Mapped[int] = mapped_column(Integer, default=0)
+    ecm: Mapped[bool] = mapped_column(default=False)
+    remote_station_id: Mapped[str] = mapped_column(String(40), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Submission(Base):

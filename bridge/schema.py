@@ -23,8 +23,12 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str) -> None:
-    """Bring the database at `url` to the newest schema (blocking; run off the loop)."""
-    command.upgrade(alembic_config(url), "head")
+    """Bring the database at `url` to the newest schema (blocking; run off the loop).
+
+    "heads": areas of the code (money, inbound, abuse) add their tables in migrations
+    that branch from the initial one, and all of them are applied.
+    """
+    command.upgrade(alembic_config(url), "heads")
 
 
 def make_revision(url: str, message: str) -> None:

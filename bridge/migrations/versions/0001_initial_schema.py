@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 11:56:08.798992
+Create Date: 2026-11-23 12:16:37.186862
 """
 from alembic import op
 import sqlalchemy as sa
@@ -24,6 +24,10 @@ def upgrade() -> None:
     sa.Column('state', sa.String(length=20), nullable=False),
     sa.Column('pin_hash', sa.String(length=300), nullable=True),
     sa.Column('created_at', bridge.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('promo_opt_in', sa.Boolean(), nullable=False),
+    sa.Column('paper_size', sa.String(length=10), nullable=False),
+    sa.Column('time_zone', sa.String(length=64), nullable=False),
+    sa.Column('inbound_format', sa.String(length=10), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     op.create_table('account_addresses',
@@ -36,6 +40,28 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('account_addresses', schema=None) as batch_op:
         batch_op.create_index('ix_account_addresses_unique', ['address', 'kind'], unique=True)
+
+    op.create_table('call_attempts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('job_id', sa.String(length=40), nullable=False),
+    sa.Column('account_id', sa.Integer(), nullable=True),
+    sa.Column('number', sa.String(length=20), nullable=False),
+    sa.Column('attempt', sa.Integer(), nullable=False),
+    sa.Column('outcome', sa.String(length=30), nullable=False),
+    sa.Column('answered', sa.Boolean(), nullable=False),
+    sa.Column('pages_sent', sa.Integer(), nullable=False),
+    sa.Column('line_seconds', sa.Double(), nullable=False),
+    sa.Column('bit_rate', sa.Integer(), nullable=False),
+    sa.Column('ecm', sa.Boolean(), nullable=False),
+    sa.Column('remote_station_id', sa.String(length=40), nullable=False),
+    sa.Column('detail', sa.Text(), nullable=False),
+    sa.Column('started_at', bridge.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', bridge.models.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('call_attempts', schema=None) as batch_op:
+        batch_op.create_index('ix_call_attempts_job', ['job_id', 'number', 'attempt'], unique=True)
 
     op.create_table('fax_numbers',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -109,6 +135,10 @@ def downgrade() -> None:
 
     op.drop_table('submissions')
     op.drop_table('fax_numbers')
+    with op.batch_alter_table('call_attempts', schema=None) as batch_op:
+        batch_op.drop_index('ix_call_attempts_job')
+
+    op.drop_table('call_attempts')
     with op.batch_alter_table('account_addresses', schema=None) as batch_op:
         batch_op.drop_index('ix_account_addresses_unique')
 
