@@ -20,6 +20,7 @@ from pathlib import Path
 from bridge import schema
 from bridge.accounts import SenderCheck
 from bridge.addresses import RecipientGrammar
+from bridge.components import Component, ComponentFactory, ServiceMailHandler, Services
 from bridge.db import Database
 from bridge.intake import DurableIntake
 from bridge.mail import MailRunner, MaildirTransport, MailTransport, SmtpRelayTransport
@@ -36,6 +37,9 @@ from handlers.registry import INTAKE_STEPS
 
 log = logging.getLogger("bridge.app")
 
+# The areas that plug into the app (see bridge.components); each adds one line here.
+COMPONENTS: tuple[ComponentFactory, ...] = ()
+
 
 class App:
     def __init__(self, settings: Settings, *, intake_steps: Mapping[str, StepFactory] | None = None) -> None:
@@ -47,6 +51,7 @@ class App:
         self.intake: DurableIntake | None = None
         self.front_door: SmtpFrontDoor | None = None
         self.runners: list[Runner] = []
+        self.components: list[Component] = []
         self._stop_requested = asyncio.Event()
 
     async def start(self) -> None:
@@ -64,6 +69,8 @@ class App:
 
         outbox = Outbox(spool, queue, mail_domain=s.service.primary_domain)
         notices = Notices(s)
+        self.services = services = Services(s, db, queue, spool, outbox, notices)
+        self.components = [factory(services) for factory in COMPONENTS]
         steps = build_pipeline(s.intake.pipeline, self.intake_steps, StepContext(s, db, spool))
         self.runners = [
             IntakeRunner(
@@ -77,8 +84,14 @@ class App:
             ),
             MailRunner(queue, self._mail_transport(), s.mail, workers=2, poll_seconds=s.queue.poll_seconds),
         ]
+        service_handlers: dict[str, ServiceMailHandler] = {}
+        for component in self.components:
+            self.runners.extend(component.runners())
+            service_handlers.update(component.service_mail_handlers())
         for runner in self.runners:
             runner.start()
+        for component in self.components:
+            await component.start()
 
         self.intake = DurableIntake(
             db,
@@ -88,10 +101,10 @@ class App:
             duplicate_window_hours=s.intake.duplicate_window_hours,
         )
         self.intake.start()
-        grammar = RecipientGrammar(s.service.fax_domains, s.service.default_region)
+        grammar = RecipientGrammar(s.service.fax_domains, s.service.default_region, served_routes=service_handlers)
         senders = SenderCheck(db, cache_seconds=s.smtp.sender_cache_seconds)
         handlers = [
-            IntakeHandler(listener, s.smtp, grammar, senders, self.intake)
+            IntakeHandler(listener, s.smtp, grammar, senders, self.intake, service_handlers)
             for listener in s.smtp.listeners
         ]
         self.front_door = SmtpFrontDoor(s.smtp, handlers, db, self._tls_context())
@@ -120,6 +133,11 @@ class App:
             await self.front_door.stop_accepting()
         if self.intake is not None:
             await self.intake.close()
+        for component in reversed(self.components):
+            try:
+                await component.stop()
+            except Exception:
+                log.exception("component %s did not stop cleanly", component.name)
         await asyncio.gather(*(runner.stop(grace) for runner in self.runners))
         if self.queue is not None:
             released = await self.queue.release_mine()

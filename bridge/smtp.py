@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from email import policy
 from email.parser import BytesHeaderParser
 from typing import Any
@@ -24,7 +24,8 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from bridge import statuses
 from bridge.accounts import SenderCheck, SenderRefused, login_matches
-from bridge.addresses import FaxRecipient, RecipientGrammar, RecipientRefused
+from bridge.addresses import RecipientGrammar, RecipientRefused, ServiceRecipient
+from bridge.components import ServiceMailHandler
 from bridge.db import Database
 from bridge.intake import DurableIntake, Submitted
 from bridge.logcontext import current_job
@@ -52,12 +53,14 @@ class IntakeHandler:
         grammar: RecipientGrammar,
         senders: SenderCheck,
         intake: DurableIntake,
+        service_handlers: Mapping[str, ServiceMailHandler] | None = None,
     ) -> None:
         self.listener = listener
         self.settings = settings
         self.grammar = grammar
         self.senders = senders
         self.intake = intake
+        self.service_handlers = dict(service_handlers or {})
         self.accepting = True
 
     async def handle_MAIL(
@@ -79,13 +82,19 @@ class IntakeHandler:
         except RecipientRefused as refusal:
             log.info("RCPT %s refused: %s", address, refusal.status)
             return refusal.status
-        if not isinstance(recipient, FaxRecipient):
-            # Service addresses get their handlers in later stages; until then the
-            # grammar refuses them (550 5.1.1), so only numbers arrive here.
-            return statuses.ERR_550_UNKNOWN_ADDRESS.format(address=address)
+        service_rcpts: list[ServiceRecipient] = getattr(envelope, "service_rcpts", [])
+        numbers: list[str] = getattr(envelope, "fax_numbers", [])
+        if isinstance(recipient, ServiceRecipient):
+            if numbers:
+                return statuses.ERR_452_SEPARATE_MESSAGES
+            envelope.rcpt_tos.append(address)
+            service_rcpts.append(recipient)
+            envelope.service_rcpts = service_rcpts  # type: ignore[attr-defined]
+            return statuses.OK_RECIPIENT
+        if service_rcpts:
+            return statuses.ERR_452_SEPARATE_MESSAGES
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
-        numbers: list[str] = getattr(envelope, "fax_numbers", [])
         if recipient.e164 not in numbers:
             numbers.append(recipient.e164)
         envelope.fax_numbers = numbers  # type: ignore[attr-defined]
@@ -95,6 +104,9 @@ class IntakeHandler:
         if not self.accepting:
             return statuses.ERR_421_SHUTTING_DOWN
         content = envelope.original_content or b""
+        service_rcpts: list[ServiceRecipient] = getattr(envelope, "service_rcpts", [])
+        if service_rcpts:
+            return await self._to_service_addresses(service_rcpts, envelope.mail_from or "", content)
         headers = _HEADER_PARSER.parsebytes(_header_block(content))
         login = _login_of(session)
         try:
@@ -133,6 +145,16 @@ class IntakeHandler:
             return statuses.OK_QUEUED.format(queue_id=accepted.queue_id)
         finally:
             current_job.reset(token)
+
+    async def _to_service_addresses(self, recipients: list[ServiceRecipient], envelope_from: str, content: bytes) -> str:
+        """Hand the message to each service address's handler; the first refusal wins,
+        so the sender learns about it (a message to one service address is the norm)."""
+        reply = statuses.OK_SERVICE
+        for recipient in recipients:
+            reply = await self.service_handlers[recipient.service].handle(recipient, envelope_from, content)
+            if not reply.startswith("2"):
+                return reply
+        return reply
 
     async def handle_exception(self, error: Exception) -> str:
         log.error("SMTP session error", exc_info=error)

@@ -12,6 +12,10 @@ OK_RECIPIENT = "250 2.1.5 Recipient OK"
 OK_QUEUED = "250 2.0.0 Queued as {queue_id}"
 OK_DUPLICATE = "250 2.0.0 Already queued as {queue_id}; this copy will not be faxed twice"
 
+OK_SERVICE = "250 2.0.0 Received"
+ERR_452_SEPARATE_MESSAGES = (
+    "452 4.5.3 Send faxes and mail to service addresses in separate messages"
+)
 ERR_451_INTERNAL = (
     "451 4.3.0 Temporary problem on our side; nothing was lost, please try again later"
 )

@@ -1,0 +1,63 @@
+"""How an area of faxbridge plugs into the running app.
+
+Where it sits: `bridge.app` builds the shared `Services` once, then asks each
+component factory in `COMPONENTS` (bridge/app.py) for its component: the fax lines and
+transmit queue, inbound fax delivery, billing, the abuse mailbox. A component brings
+runners (the app starts and stops them with the others), SMTP service addresses it
+answers (`unsubscribe+TOKEN@`, `bounces+TOKEN@`, ...), and its own start/stop for
+anything else it runs (an HTTP endpoint, an IMAP poller).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from bridge.addresses import ServiceRecipient
+from bridge.db import Database
+from bridge.notices import Notices
+from bridge.outbox import Outbox
+from bridge.queue import JobQueue
+from bridge.runner import Runner
+from bridge.settings import Settings
+from bridge.spool import Spool
+
+
+@dataclass(frozen=True)
+class Services:
+    """What every component may use; built once per app."""
+
+    settings: Settings
+    db: Database
+    queue: JobQueue
+    spool: Spool
+    outbox: Outbox
+    notices: Notices
+
+
+class ServiceMailHandler(Protocol):
+    """Takes mail sent to one service address (the local part before any +TOKEN).
+
+    Called at DATA with the whole message. It must store what it needs durably before
+    it returns a 2xx reply; it returns the full SMTP reply line.
+    """
+
+    async def handle(self, recipient: ServiceRecipient, envelope_from: str, content: bytes) -> str: ...
+
+
+class Component(Protocol):
+    name: str
+
+    def runners(self) -> Sequence[Runner]: ...
+
+    def service_mail_handlers(self) -> Mapping[str, ServiceMailHandler]: ...
+
+    async def start(self) -> None:
+        """Called after the runners started and before the SMTP listeners open."""
+
+    async def stop(self) -> None:
+        """Called after the listeners closed and before the runners stop."""
+
+
+ComponentFactory = Callable[[Services], Component]
