@@ -50,6 +50,7 @@ _CID_REFERENCE = re.compile(r"""cid:([^"'\s)>]+)""", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class _Planned:
+    position: int          # in the submission, so refusals are reported in order
     document: SourceDocument
     kind: str
 
@@ -68,7 +69,7 @@ def render_fax(documents: Sequence[SourceDocument], out_path: Path, options: Ren
     frame = PageFrame.for_fax(options.paper, options.resolution, header is not None)
     if not planned and cover is None:
         if refusals:
-            raise DocumentsRefused(refusals)
+            raise DocumentsRefused(_in_order(refusals))
         raise DocumentRefused("", "There is nothing to fax: the message has no body text and no attachments.")
 
     with tempfile.TemporaryDirectory(prefix="faxbridge-render-") as work_dir:
@@ -91,18 +92,18 @@ def render_fax(documents: Sequence[SourceDocument], out_path: Path, options: Ren
                                       timeout=options.document_timeout_seconds,
                                       memory_bytes=options.document_memory_bytes)
             except DocumentRefused as refusal:
-                refusals.append(DocumentRefused(item.document.filename, refusal.reason))
+                refusals.append((item.position, DocumentRefused(item.document.filename, refusal.reason)))
                 continue
             total += result.pages
             if total + (1 if cover else 0) > options.max_pages:
-                refusals.append(DocumentRefused(item.document.filename, (
+                refusals.append((item.position, DocumentRefused(item.document.filename, (
                     f"With it the fax would have {total + (1 if cover else 0)} pages, more than the "
-                    f"{options.max_pages} pages one fax may have. Please send it in several faxes.")))
+                    f"{options.max_pages} pages one fax may have. Please send it in several faxes."))))
                 total -= result.pages
                 continue
             rendered.append((item.document.filename, job.out_path, result))
         if refusals:
-            raise DocumentsRefused(refusals)
+            raise DocumentsRefused(_in_order(refusals))
 
         if alone and rendered[0][2].passed_through:
             # An already compliant fax TIFF goes out exactly as the sender made it.
@@ -132,16 +133,22 @@ def _check_total_size(documents: Sequence[SourceDocument], options: RenderOption
                 "may carry. Please send fewer or smaller files, in several faxes."))])
 
 
+def _in_order(refusals: list[tuple[int, DocumentRefused]]) -> list[DocumentRefused]:
+    return [refusal for _, refusal in sorted(refusals, key=lambda pair: pair[0])]
+
+
 def _plan(documents: Sequence[SourceDocument], options: RenderOptions
-          ) -> tuple[list[_Planned], list[tuple[str, str]], list[DocumentRefused]]:
+          ) -> tuple[list[_Planned], list[tuple[str, str]], list[tuple[int, DocumentRefused]]]:
     kinds = [detect.detect_type(d.content, d.filename, d.declared_type) for d in documents]
     shown_in_html = set()
     for document, kind in zip(documents, kinds):
         if kind == detect.HTML:
             text = decode_text(document.content, declared_charset(document.declared_type))
             shown_in_html |= {reference.strip("<>").lower() for reference in _CID_REFERENCE.findall(text)}
-    planned, skipped, refusals = [], [], []
-    for document, kind in zip(documents, kinds):
+    planned: list[_Planned] = []
+    skipped: list[tuple[str, str]] = []
+    refusals: list[tuple[int, DocumentRefused]] = []
+    for position, (document, kind) in enumerate(zip(documents, kinds)):
         name = document.label
         if document.content_id and document.content_id.strip("<>").lower() in shown_in_html:
             skipped.append((document.filename, "shown inside the HTML message"))
@@ -152,7 +159,7 @@ def _plan(documents: Sequence[SourceDocument], options: RenderOptions
                 skipped.append((document.filename, "a small inline image, such as a signature logo"))
                 continue
         if kind == detect.UNKNOWN:
-            refusals.append(DocumentRefused(document.filename, unknown_type_reason()))
+            refusals.append((position, DocumentRefused(document.filename, unknown_type_reason())))
             continue
         declared = (document.declared_type or "").split(";")[0].strip().lower()
         if declared and declared not in ("application/octet-stream", kind) and not (
@@ -160,7 +167,7 @@ def _plan(documents: Sequence[SourceDocument], options: RenderOptions
             # R-PRIV-1 aside, a wrong label is common (mail clients guess from the name);
             # the content decides, and the log says so for anyone debugging a render.
             log.info("%s declared as %s but its content is %s; rendering as %s", name, declared, kind, kind)
-        planned.append(_Planned(document, kind))
+        planned.append(_Planned(position, document, kind))
     return planned, skipped, refusals
 
 

@@ -49,10 +49,11 @@ def check_fax():
     return assert_valid_fax
 
 
-def ocr(page: Image.Image, tmp_dir: Path) -> str:
+def ocr(page: Image.Image, tmp_dir: Path, *, y_dpi: int | None = None, zoom: float = 1.0) -> str:
     """The words tesseract reads on a fax page (resized to square pixels first)."""
-    dpi_y = 196 if page.height > 1500 else 98
-    square = page.convert("L").resize((page.width, round(page.height * 204 / dpi_y)))
+    if y_dpi is None:
+        y_dpi = 196 if page.height > 1500 else 98
+    square = page.convert("L").resize((round(page.width * zoom), round(page.height * 204 / y_dpi * zoom)))
     image = tmp_dir / "ocr.png"
     square.save(image, dpi=(204, 204))
     result = subprocess.run(["tesseract", str(image), "stdout", "--psm", "3"],
