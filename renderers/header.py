@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 
+import pypdfium2 as pdfium
 from PIL import Image, ImageDraw, ImageFont
 
 from renderers.faxtiff import FAX_WIDTH, X_DPI
@@ -29,8 +30,6 @@ def header_text(header: FaxHeader) -> str:
 
 def header_strip(header: FaxHeader, frame: PageFrame) -> Image.Image:
     """The fixed part of the header line as a mode "1" strip, frame.width x frame.top."""
-    import pypdfium2 as pdfium  # only needed here, in the worker
-
     height_mm = frame.top * 25.4 / frame.y_dpi
     width_mm = FAX_WIDTH * 25.4 / X_DPI
     markup = ("<!DOCTYPE html><html><head><meta charset='utf-8'></head><body>"

@@ -164,8 +164,8 @@ def _plan(documents: Sequence[SourceDocument], options: RenderOptions
         declared = (document.declared_type or "").split(";")[0].strip().lower()
         if declared and declared not in ("application/octet-stream", kind) and not (
                 declared.startswith("text/") and kind in (detect.TEXT, detect.HTML)):
-            # R-PRIV-1 aside, a wrong label is common (mail clients guess from the name);
-            # the content decides, and the log says so for anyone debugging a render.
+            # A wrong label is common (mail clients guess from the name): the content
+            # decides, and the log says so for anyone debugging a render.
             log.info("%s declared as %s but its content is %s; rendering as %s", name, declared, kind, kind)
         planned.append(_Planned(position, document, kind))
     return planned, skipped, refusals
