@@ -20,7 +20,7 @@ open relay. Numbers are normalised to E.164 with `phonenumbers`.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import phonenumbers
@@ -84,10 +84,13 @@ class RecipientGrammar:
         fax_domains: Collection[str],
         default_region: str,
         served_routes: Collection[str] = (),
+        refuse_number: Callable[[str], str | None] | None = None,
     ) -> None:
         self.fax_domains = frozenset(d.lower() for d in fax_domains)
         self.default_region = default_region
         self.served_routes = frozenset(served_routes)
+        # The dial plan's veto (bridge.dialplan): a reason, or None to accept.
+        self.refuse_number = refuse_number
 
     def resolve(self, address: str) -> Recipient:
         local, at, domain = address.rpartition("@")
@@ -100,10 +103,18 @@ class RecipientGrammar:
 
         fax = _RFC3192.match(local)
         if fax:
-            return FaxRecipient(address, self.normalise(address, fax["number"]), fax["sub"])
+            return self._dialable(FaxRecipient(address, self.normalise(address, fax["number"]), fax["sub"]))
         if _NUMBER.match(local):
-            return FaxRecipient(address, self.normalise(address, local))
+            return self._dialable(FaxRecipient(address, self.normalise(address, local)))
         return self._service(address, local)
+
+    def _dialable(self, recipient: FaxRecipient) -> FaxRecipient:
+        reason = self.refuse_number(recipient.e164) if self.refuse_number else None
+        if reason:
+            raise RecipientRefused(
+                statuses.ERR_550_BAD_NUMBER.format(address=recipient.address, reason=reason)
+            )
+        return recipient
 
     def normalise(self, address: str, written: str) -> str:
         """E.164 form of a written number, or RecipientRefused with the reason."""

@@ -22,6 +22,8 @@ from bridge.accounts import SenderCheck
 from bridge.addresses import RecipientGrammar
 from bridge.components import Component, ComponentFactory, ServiceMailHandler, Services
 from bridge.db import Database
+from bridge.dialplan import DialPlan
+from bridge.faxline.virtual import VirtualLine
 from bridge.intake import DurableIntake
 from bridge.mail import MailRunner, MaildirTransport, MailTransport, SmtpRelayTransport
 from bridge.notices import Notices
@@ -32,6 +34,7 @@ from bridge.runner import Runner
 from bridge.settings import Settings
 from bridge.smtp import IntakeHandler, SmtpFrontDoor
 from bridge.spool import Spool
+from bridge.transmit import InboundFaxSink, MeteringProvider, TransmitComponent, service_number_lookup
 from bridge.tls import ensure_self_signed, server_context
 from handlers.registry import INTAKE_STEPS
 
@@ -71,6 +74,7 @@ class App:
         notices = Notices(s)
         self.services = services = Services(s, db, queue, spool, outbox, notices)
         self.components = [factory(services) for factory in COMPONENTS]
+        self.components.insert(0, self._transmit_component(services))
         steps = build_pipeline(s.intake.pipeline, self.intake_steps, StepContext(s, db, spool))
         self.runners = [
             IntakeRunner(
@@ -101,7 +105,12 @@ class App:
             duplicate_window_hours=s.intake.duplicate_window_hours,
         )
         self.intake.start()
-        grammar = RecipientGrammar(s.service.fax_domains, s.service.default_region, served_routes=service_handlers)
+        grammar = RecipientGrammar(
+            s.service.fax_domains,
+            s.service.default_region,
+            served_routes=service_handlers,
+            refuse_number=DialPlan(s.transmit).refusal,
+        )
         senders = SenderCheck(db, cache_seconds=s.smtp.sender_cache_seconds)
         handlers = [
             IntakeHandler(listener, s.smtp, grammar, senders, self.intake, service_handlers)
@@ -110,6 +119,16 @@ class App:
         self.front_door = SmtpFrontDoor(s.smtp, handlers, db, self._tls_context())
         await self.front_door.start()
         log.info("faxbridge is ready: %s", ", ".join(f"{n}={p}" for n, p in self.front_door.bound_ports().items()))
+
+    def _transmit_component(self, services: Services) -> TransmitComponent:
+        """The fax line (config `faxline.line`) with the transmit and call runners; it
+        bills through the money component and hands received faxes to the inbound one
+        when those are installed."""
+        virtual = self.settings.faxline.virtual
+        line = VirtualLine(virtual, service_number_lookup(services))
+        metering = next((c.metering for c in self.components if isinstance(c, MeteringProvider)), None)
+        inbound = next((c for c in self.components if isinstance(c, InboundFaxSink)), None)
+        return TransmitComponent(services, line, channels=virtual.channels, metering=metering, inbound=inbound)
 
     def _mail_transport(self) -> MailTransport:
         mail = self.settings.mail
@@ -133,12 +152,12 @@ class App:
             await self.front_door.stop_accepting()
         if self.intake is not None:
             await self.intake.close()
+        await asyncio.gather(*(runner.stop(grace) for runner in self.runners))
         for component in reversed(self.components):
             try:
                 await component.stop()
             except Exception:
                 log.exception("component %s did not stop cleanly", component.name)
-        await asyncio.gather(*(runner.stop(grace) for runner in self.runners))
         if self.queue is not None:
             released = await self.queue.release_mine()
             if released:

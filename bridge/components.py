@@ -57,7 +57,8 @@ class Component(Protocol):
         """Called after the runners started and before the SMTP listeners open."""
 
     async def stop(self) -> None:
-        """Called after the listeners closed and before the runners stop."""
+        """Called after the listeners closed and the runners stopped (their in-flight
+        work had its grace period), before the database closes."""
 
 
 ComponentFactory = Callable[[Services], Component]

@@ -16,6 +16,8 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 QUEUE_INTAKE = "intake"
+QUEUE_TRANSMIT = "transmit"
+QUEUE_CALL = "call"
 QUEUE_MAIL = "mail"
 
 
@@ -78,6 +80,23 @@ class FaxJob(BaseModel):
     attachments: list[Attachment] = Field(default_factory=list)
     # Filled by the render step.
     rendered: RenderedDocument | None = None
+
+
+class CallJob(BaseModel):
+    """Sending one rendered fax to one number: a child of the fax's transmit job."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    parent_id: str
+    number: str
+    # How it ended, once it has: a CallOutcome value or "blocked"; and the words for the
+    # receipt.
+    outcome: str | None = None
+    detail: str = ""
+    attempts: int = 0
+    pages_sent: int = 0
+    line_seconds: float = 0.0
+    charged_minor: int = 0
 
 
 class OutgoingMail(BaseModel):

@@ -33,7 +33,9 @@ from bridge.models import Job, utcnow
 log = logging.getLogger("bridge.queue")
 
 QUEUED, RUNNING, DONE, REJECTED, FAILED = "queued", "running", "done", "rejected", "failed"
-JOB_STATES = (QUEUED, RUNNING, DONE, REJECTED, FAILED)
+# A job whose work continues in child jobs (a fax waiting for its calls): not claimable.
+WAITING = "waiting"
+JOB_STATES = (QUEUED, RUNNING, WAITING, DONE, REJECTED, FAILED)
 
 
 class LeaseLost(Exception):

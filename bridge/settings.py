@@ -16,12 +16,15 @@ An unknown key, a value of the wrong type or one out of range stops start-up wit
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bridge.faxline.virtual import VirtualLineSettings
 
 # The documented defaults live in the source tree's config/; an installed copy (the
 # container image) says where it put them with FAXBRIDGE_DEFAULTS.
@@ -92,6 +95,42 @@ class IntakeSettings(_Section):
     duplicate_window_hours: float = Field(ge=0)
 
 
+class RenderSettings(_Section):
+    resolution: Literal["fine", "standard"]
+    compression: Literal["g4", "g3-1d", "g3-2d"]
+    max_pages: int = Field(ge=1, le=10_000)
+    max_input_bytes: int = Field(gt=0)
+    document_timeout_seconds: float = Field(gt=0)
+    document_memory_bytes: int = Field(ge=64 * 1024 * 1024)
+    cover_page: bool
+    station_number: str = Field(pattern=r"^\+[1-9][0-9]{6,14}$")
+    soffice_path: str
+
+
+class FaxLineSettings(_Section):
+    line: Literal["virtual"]
+    virtual: VirtualLineSettings
+
+
+class TransmitSettings(_Section):
+    max_attempts: int = Field(ge=1, le=20)
+    busy_retry_seconds: float = Field(ge=0)
+    no_answer_retry_seconds: float = Field(ge=0)
+    dropped_retry_seconds: float = Field(ge=0)
+    backoff_factor: float = Field(ge=1)
+    station_id: str = Field(max_length=20, pattern=r"^[\x20-\x7e]*$")
+    blocked_prefixes: tuple[str, ...]
+    block_premium_rate: bool
+
+    @field_validator("blocked_prefixes")
+    @classmethod
+    def _prefixes_are_e164(cls, prefixes: tuple[str, ...]) -> tuple[str, ...]:
+        for prefix in prefixes:
+            if not re.fullmatch(r"\+[0-9]{1,15}", prefix):
+                raise ValueError(f"{prefix!r} is not an E.164 prefix such as '+1900'")
+        return prefixes
+
+
 class QueueSettings(_Section):
     lease_seconds: float = Field(gt=0)
     poll_seconds: float = Field(gt=0)
@@ -125,6 +164,9 @@ class Settings(_Section):
     database: DatabaseSettings
     smtp: SmtpSettings
     intake: IntakeSettings
+    render: RenderSettings
+    faxline: FaxLineSettings
+    transmit: TransmitSettings
     queue: QueueSettings
     mail: MailSettings
     accounts: AccountSettings

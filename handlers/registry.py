@@ -11,8 +11,10 @@ from collections.abc import Mapping
 from bridge.pipeline import StepFactory
 from handlers.authenticate import Authenticate
 from handlers.parse import Parse
+from handlers.render import Render
 
 INTAKE_STEPS: Mapping[str, StepFactory] = {
     Authenticate.name: Authenticate,
     Parse.name: Parse,
+    Render.name: Render,
 }

@@ -72,6 +72,9 @@ spool_dir = "{self.var}/spool"
 url = "sqlite+aiosqlite:///{self.db_path}"
 [mail]
 maildir_root = "{self.var}/mail"
+[faxline.virtual]
+remote_dir = "{self.var}/faxline/remote"
+inbound_dir = "{self.var}/faxline/inbound"
 [queue]
 poll_seconds = 0.2
 lease_seconds = 30
@@ -143,6 +146,12 @@ auth = "optional"
         if not new.exists():
             return []
         return [path.read_bytes() for path in sorted(new.iterdir())]
+
+
+def past_intake(site: Site, job_id: str) -> Any:
+    """The job's row once the intake pipeline is done with it (parsed and rendered)."""
+    job = site.job(job_id)
+    return job if job["queue"] != "intake" and job["state"] != "failed" else None
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:

@@ -13,7 +13,7 @@ from pathlib import Path
 from bridge.jobs import FaxJob
 from bridge.pipeline import StepContext
 from tests.conftest import register
-from tests.support import FAX_DOMAIN, MINIMAL_PDF, ServerProcess, Site, ThreadedServer, fax_message, wait_for
+from tests.support import past_intake, FAX_DOMAIN, MINIMAL_PDF, ServerProcess, Site, ThreadedServer, fax_message, wait_for
 
 NUMBER = f"+12125550100@{FAX_DOMAIN}"
 
@@ -36,7 +36,7 @@ def submit_many(site: Site, sender: str, count: int) -> list[str]:
 def test_submissions_survive_kill_9_right_after_250_and_are_processed_after_restart(site):
     register(site, "alice@example.com")
     server = ServerProcess(site).start()
-    ids = submit_many(site, "alice@example.com", 15)
+    ids = submit_many(site, "alice@example.com", 8)
     server.kill9()  # no chance to finish anything, release leases or flush
 
     assert {row["id"] for row in site.query("SELECT id FROM submissions")} == set(ids)
@@ -45,14 +45,17 @@ def test_submissions_survive_kill_9_right_after_250_and_are_processed_after_rest
 
     restarted = ServerProcess(site).start()
     try:
-        def all_in_transmit() -> bool:
-            return all(site.job(job_id)["queue"] == "transmit" for job_id in ids)
+        def all_finished() -> bool:
+            return all(site.job(job_id)["state"] == "done" for job_id in ids)
 
-        wait_for(all_in_transmit, timeout=30, what="every accepted fax to be processed after the restart")
-        # Processed once each: one job per submission, no failures.
-        rows = site.query("SELECT id, state FROM jobs WHERE queue != 'mail'")
-        assert sorted(r["id"] for r in rows) == sorted(ids)
-        assert {r["state"] for r in rows} == {"queued"}
+        wait_for(all_finished, timeout=60, what="every accepted fax to be processed after the restart")
+        # Processed once each: one fax job and one call per submission, one receipt each.
+        parents = site.query("SELECT id FROM jobs WHERE queue = 'transmit'")
+        assert sorted(r["id"] for r in parents) == sorted(ids)
+        calls = site.query("SELECT parent_id FROM jobs WHERE queue = 'call'")
+        assert sorted(r["parent_id"] for r in calls) == sorted(ids)
+        receipts = wait_for(lambda: len(site.mailbox("alice@example.com")) == len(ids) and site.mailbox("alice@example.com"), what="one receipt per fax")
+        assert len(receipts) == len(ids)
     finally:
         assert restarted.terminate() == 0
 
@@ -88,7 +91,7 @@ class ExplodeUntilFixed:
 
 
 def test_exception_in_a_step_parks_the_job_failed_and_jobs_retry_runs_it_again(tmp_path):
-    site = Site(tmp_path, extra='[intake]\npipeline = ["authenticate", "explode", "parse"]\n').write()
+    site = Site(tmp_path, extra='[intake]\npipeline = ["authenticate", "explode", "parse", "render"]\n').write()
     register(site, "alice@example.com")
     from handlers.registry import INTAKE_STEPS
 
@@ -109,7 +112,7 @@ def test_exception_in_a_step_parks_the_job_failed_and_jobs_retry_runs_it_again(t
         (site.var / "fixed").touch()
         retried = site.cli("jobs", "retry", job_id).stdout
         assert "queued again" in retried
-        job = wait_for(lambda: (j := site.job(job_id))["queue"] == "transmit" and j, what="the retried job to finish")
+        job = wait_for(lambda: past_intake(site, job_id), what="the retried job to finish")
         assert json.loads(job["payload"])["attachments"][0]["filename"] == "a.pdf"
 
         refused = site.cli("jobs", "retry", job_id, check=False)

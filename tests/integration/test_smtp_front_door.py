@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from tests.conftest import register
-from tests.support import FAX_DOMAIN, MINIMAL_PDF, Site, fax_message, wait_for
+from tests.support import past_intake, FAX_DOMAIN, MINIMAL_PDF, Site, fax_message, wait_for
 
 NUMBER = f"+12125550100@{FAX_DOMAIN}"
 
@@ -48,19 +48,24 @@ def send(site: Site, message, *, sender: str | None = None, to: list[str] | None
         return connection.data(message.as_bytes())
 
 
-def test_registered_sender_gets_250_queue_id_and_job_reaches_transmit_queue(site, server, alice):
+def test_registered_sender_gets_250_and_the_fax_is_parsed_rendered_and_answered(site, server, alice):
     message = fax_message(alice, NUMBER, attachments=[("contract.pdf", "application/pdf", MINIMAL_PDF)])
     code, reply = send(site, message)
     assert code == 250
     job_id = queue_id_of(reply)
 
-    job = wait_for(lambda: (j := site.job(job_id))["queue"] == "transmit" and j, what="intake to finish")
+    job = wait_for(lambda: past_intake(site, job_id), what="intake to finish")
     payload = json.loads(job["payload"])
     assert payload["recipients"] == ["+12125550100"]
     assert payload["subject"] == "Contract"
     assert [a["filename"] for a in payload["attachments"]] == ["contract.pdf"]
     assert payload["attachments"][0]["sniffed_type"] == "application/pdf"
-    assert json.loads(site.job(job_id)["steps_done"]) == [] and job["state"] == "queued"
+    # A cover page (subject and body) and the PDF's one page.
+    assert payload["rendered"]["page_count"] == 2
+    # The number is not a fax machine of the virtual network: the receipt says so.
+    wait_for(lambda: site.job(job_id)["state"] == "done", what="the fax to be sent")
+    [receipt] = wait_for(lambda: site.mailbox(alice), what="the receipt")
+    assert b"Subject: Not sent: Contract" in receipt and b"not in service" in receipt
 
 
 def test_starttls_is_offered_and_auth_only_after_it(site, server, alice):
@@ -194,7 +199,7 @@ def test_written_forms_of_numbers_are_normalised_to_e164(site, server, alice):
     ]
     code, reply = send(site, fax_message(alice, forms[0], attachments=[("a.pdf", "application/pdf", MINIMAL_PDF)]), to=forms)
     job_id = queue_id_of(reply)
-    job = wait_for(lambda: (j := site.job(job_id))["queue"] == "transmit" and j)
+    job = wait_for(lambda: past_intake(site, job_id))
     assert json.loads(job["payload"])["recipients"] == ["+12125550101", "+442079460000", "+33142685300", "+12125550102"]
 
 
@@ -263,7 +268,7 @@ def test_swaks_sends_a_fax_with_an_attachment(site, server, alice, tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     job_id = result.stdout.split("250 2.0.0 Queued as ")[1].split()[0]
-    job = wait_for(lambda: (j := site.job(job_id))["queue"] == "transmit" and j)
+    job = wait_for(lambda: past_intake(site, job_id))
     [attachment] = json.loads(job["payload"])["attachments"]
     assert attachment["filename"] == "letter.pdf" and attachment["size"] == len(MINIMAL_PDF)
 
@@ -284,7 +289,7 @@ def test_dot_stuffed_lines_arrive_as_the_sender_wrote_them(site, server, alice):
     message = fax_message(alice, NUMBER, body=body.replace("\r\n", "\n"), message_id="<dots@example.com>")
     code, reply = send(site, message)
     job_id = queue_id_of(reply)
-    job = wait_for(lambda: (j := site.job(job_id))["queue"] == "transmit" and j)
+    job = wait_for(lambda: past_intake(site, job_id))
     assert json.loads(job["payload"])["body_text"] == ".leading dot\n..two dots\nmiddle . dot.\n.\n"
 
 
@@ -296,7 +301,7 @@ def test_bare_lf_dot_does_not_end_the_data(site, server, alice):
         connection.rcpt(NUMBER)
         code, reply = connection.data(head.encode())
     job_id = queue_id_of(reply)
-    job = wait_for(lambda: (j := site.job(job_id))["queue"] == "transmit" and j)
+    job = wait_for(lambda: past_intake(site, job_id))
     assert "MAIL FROM:<x@evil.example>" in json.loads(job["payload"])["body_text"]
     assert len(site.query("SELECT id FROM submissions")) == 1
 
