@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import contextlib
 import cProfile
 import dataclasses
 import io
@@ -26,7 +27,6 @@ import json
 import os
 import platform
 import pstats
-import resource
 import shutil
 import statistics
 import struct
@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 ROOT = Path(__file__).resolve().parents[2]
 # The renderer is imported from the work tree, whatever the virtualenv's editable
@@ -70,7 +70,6 @@ class DocResult:
     doc: CorpusDocument
     out: Path
     seconds: float
-    cpu: float = 0.0  # CPU seconds (faxbridge only: per document; gs: see Run.cpu)
     pages_out: int = 0
     size: int = 0
     error: str = ""
@@ -91,20 +90,38 @@ class Run:
 # --- faxbridge ---------------------------------------------------------------------------
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+def tree_cpu() -> float:
+    """CPU seconds (user + system) used so far by this process and all its descendants.
 
-
-def _faxbridge_render_timed(src: str, out: str) -> tuple[int, float]:
-    """Render in a pool worker; returns the page count and the CPU seconds it took.
-
-    CPU time counts this process and any helper processes the renderer ran and waited
-    for, so it stays meaningful when other work shares the machine.
+    Read from /proc: for each live process of the tree its own time plus the time of the
+    children it has reaped. That also catches work that is not our direct child (the
+    renderer's forkserver forks its render workers, so their time is reaped there).
     """
-    cpu0 = time.process_time() + _children_cpu()
-    pages = _faxbridge_render(src, out)
-    return pages, time.process_time() + _children_cpu() - cpu0
+    ticks = os.sysconf("SC_CLK_TCK")
+    parent: dict[int, int] = {}
+    times: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                raw = f.read()
+        except OSError:
+            continue  # exited meanwhile
+        # The command name may hold spaces and parentheses: fields start after the last ')'.
+        fields = raw[raw.rindex(b")") + 2 :].split()
+        pid = int(entry.name)
+        parent[pid] = int(fields[1])
+        times[pid] = sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    me = os.getpid()
+    total = 0
+    for pid, ticks_used in times.items():
+        p = pid
+        while p > 1 and p != me:
+            p = parent.get(p, 0)
+        if p == me:
+            total += ticks_used
+    return total / ticks
 
 
 def _faxbridge_render(src: str, out: str) -> int:
@@ -121,6 +138,16 @@ def _faxbridge_render(src: str, out: str) -> int:
     return int(rendered.page_count)
 
 
+def _faxbridge_worker_init(stderr_log: str) -> None:
+    """Send a pool worker's stderr (and so its render children's) to a log file.
+
+    pdfium prints notices (e.g. about XFA forms) that would bury the tables.
+    """
+    fd = os.open(stderr_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
 def _faxbridge_warm() -> str:
     """Import the renderer in a worker so the timed runs do not pay for it."""
     from renderers import render_fax
@@ -128,8 +155,12 @@ def _faxbridge_warm() -> str:
     return render_fax.__name__
 
 
-def faxbridge_pool(jobs: int) -> cf.ProcessPoolExecutor:
-    pool = cf.ProcessPoolExecutor(max_workers=jobs)
+def faxbridge_pool(jobs: int, stderr_log: Path) -> cf.ProcessPoolExecutor:
+    stderr_log.parent.mkdir(parents=True, exist_ok=True)
+    stderr_log.write_text("")
+    pool = cf.ProcessPoolExecutor(
+        max_workers=jobs, initializer=_faxbridge_worker_init, initargs=(str(stderr_log),)
+    )
     # A long-lived server has warm workers; start and warm all of them before timing.
     for f in [pool.submit(_faxbridge_warm) for _ in range(jobs)]:
         f.result()
@@ -141,22 +172,24 @@ def run_faxbridge(
 ) -> tuple[float, float, list[DocResult]]:
     outdir.mkdir(parents=True, exist_ok=True)
     results: list[DocResult] = []
+    cpu0 = tree_cpu()
     started = time.perf_counter()
-    futures: dict[cf.Future[tuple[int, float]], DocResult] = {}
+    futures: dict[cf.Future[int], DocResult] = {}
     for doc in docs:
         res = DocResult(doc=doc, out=outdir / f"{doc.path.stem}.tif", seconds=0.0)
         res.out.unlink(missing_ok=True)
-        futures[pool.submit(_faxbridge_render_timed, str(doc.path), str(res.out))] = res
+        futures[pool.submit(_faxbridge_render, str(doc.path), str(res.out))] = res
         results.append(res)
     for fut in cf.as_completed(futures):
         res = futures[fut]
         res.seconds = time.perf_counter() - started
         try:
-            res.pages_out, res.cpu = fut.result()
+            res.pages_out = fut.result()
         except Exception as exc:  # a refused document is a result, not a crash
             res.error = f"{type(exc).__name__}: {exc}"
         res.size = res.out.stat().st_size if res.out.exists() else 0
-    return time.perf_counter() - started, sum(r.cpu for r in results), results
+    wall = time.perf_counter() - started
+    return wall, tree_cpu() - cpu0, results
 
 
 # --- Ghostscript -------------------------------------------------------------------------
@@ -176,7 +209,7 @@ def run_gs(
     results = [DocResult(doc=d, out=outdir / f"{d.path.stem}.tif", seconds=0.0) for d in docs]
     for res in results:
         res.out.unlink(missing_ok=True)
-    cpu0 = _children_cpu()  # gs processes are reaped here, so their CPU time lands here
+    cpu0 = tree_cpu()
     started = time.perf_counter()
     # Threads only wait on the gs processes: `jobs` Ghostscripts run at once.
     with cf.ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -188,7 +221,7 @@ def run_gs(
             if rc != 0:
                 res.error = f"gs exit {rc}: {message}"
     wall = time.perf_counter() - started
-    cpu = _children_cpu() - cpu0
+    cpu = tree_cpu() - cpu0
     for res in results:
         res.size = res.out.stat().st_size if res.out.exists() else 0
         res.pages_out = tiff_page_count(res.out) if res.size else 0
@@ -259,7 +292,7 @@ class Summary:
     kind: Kind
     pages_in: int
     pages_out: int
-    wall: float  # median over repetitions
+    wall: float  # the fastest repetition: other work on the machine only ever adds time
     walls: list[float]
     cpu: float  # median CPU seconds over repetitions
     size: int
@@ -295,7 +328,7 @@ def summarize(runs: Sequence[Run], checked: bool) -> Summary:
         kind=last.kind,
         pages_in=sum(r.doc.pages for r in last.docs),
         pages_out=sum(r.pages_out for r in last.docs),
-        wall=statistics.median(r.wall for r in runs),
+        wall=min(r.wall for r in runs),
         walls=[r.wall for r in runs],
         cpu=statistics.median(r.cpu for r in runs),
         size=sum(r.size for r in last.docs),
@@ -340,7 +373,8 @@ def print_tables(summaries: dict[tuple[str, Kind], Summary], tools: Sequence[str
         print(f"## {KIND_TITLE[kind]} ({rows[0].pages_in} pages, {rows[0].docs} PDFs)\n")
         print(
             "| tool | pages/s | kB/page | kB/page, A4/Letter PDFs only | tiffcheck OK (files) "
-            "| tiffcheck OK (pages) | pages out | failed PDFs | CPU ms/page | wall s (median; all runs) |"
+            "| tiffcheck OK (pages) | pages out | failed PDFs | CPU ms/page (median) "
+            "| wall s (best; all runs) |"
         )
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for s in rows:
@@ -366,9 +400,10 @@ def print_tables(summaries: dict[tuple[str, Kind], Summary], tools: Sequence[str
             paged = (
                 fb.paged_kb_per_page / g.paged_kb_per_page if g.paged_kb_per_page else float("nan")
             )
+            cpu = fb.cpu_ms_per_page / g.cpu_ms_per_page if g.cpu_ms_per_page else float("nan")
             print(
                 f"| faxbridge / {gs_tool} | {fmt_ratio(speed)} | {fmt_ratio(size)} | "
-                f"{fmt_ratio(paged)} | | | | | | |"
+                f"{fmt_ratio(paged)} | | | | | {fmt_ratio(cpu)} | |"
             )
         print()
         gs_rows = [summaries[(t, kind)] for t in (GS, GS_BLACKTEXT) if (t, kind) in summaries]
@@ -449,45 +484,99 @@ def machine_line(gs: str) -> str:
         ["git", "-C", str(ROOT), "log", "-1", "--format=%h %cs", "--", "renderers"],
         capture_output=True, text=True,
     ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--", "renderers"],
+        capture_output=True, text=True,
+    ).stdout.strip()
+    # The work tree is what gets measured, committed or not: say which it was.
+    state = f"{rev or 'no commit'}{' + uncommitted changes' if dirty else ''}"
     return (
         f"machine: {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}; "
-        f"Ghostscript {gs_version}; pypdfium2 {pdfium}; renderers/ at {rev or 'uncommitted'}"
+        f"Ghostscript {gs_version}; pypdfium2 {pdfium}; renderers/ at {state}"
     )
 
 
 # --- profiling ---------------------------------------------------------------------------
 
 
-def profile_faxbridge(docs: Sequence[CorpusDocument], outdir: Path, top: int) -> None:
-    """Render each kind once in this process under cProfile and print where time goes.
+def _render_all(docs: Sequence[CorpusDocument], outdir: Path) -> tuple[int, float]:
+    pages = 0
+    started = time.perf_counter()
+    for d in docs:
+        try:
+            pages += _faxbridge_render(str(d.path), str(outdir / f"{d.path.stem}.tif"))
+        except Exception as exc:
+            print(f"profile: {d.name}: {type(exc).__name__}: {exc}")
+    return pages, time.perf_counter() - started
 
-    In-process on purpose: a pool worker's time is invisible to a profiler in the parent.
-    If the renderer itself hands pages to worker processes, their work shows up here only
-    as waiting, which is then worth knowing too.
+
+@contextlib.contextmanager
+def _renderer_inline() -> Iterator[None]:
+    """Run the renderer's isolated jobs in this process, so that cProfile sees them.
+
+    render_fax hands each document to a fresh worker process (renderers.worker); a
+    profiler in this process would only see it waiting. Swapping the call for a direct
+    one changes nothing the job computes; the difference in time is the isolation's cost.
+    """
+    import renderers.render as render_module
+
+    isolated = render_module.run_isolated
+    render_module.run_isolated = lambda function, argument, **_: function(argument)
+    try:
+        yield
+    finally:
+        render_module.run_isolated = isolated
+
+
+@contextlib.contextmanager
+def _stderr_to(log: Path) -> Iterator[None]:
+    """Point file descriptor 2 at `log` (render children inherit it), then restore it."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 2)
+    os.close(fd)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def profile_faxbridge(docs: Sequence[CorpusDocument], outdir: Path, top: int) -> None:
+    """Render each kind in this one process and print where faxbridge's time goes.
+
+    Three sequential passes per kind: as shipped (a worker process per document),
+    inline without profiler (the isolation's cost is the difference), inline under
+    cProfile (the table, sorted by own time).
     """
     outdir.mkdir(parents=True, exist_ok=True)
     for kind in KINDS:
         sel = [d for d in docs if d.kind == kind]
-        prof = cProfile.Profile()
-        started = time.perf_counter()
-        prof.enable()
-        pages = 0
-        for d in sel:
-            try:
-                pages += _faxbridge_render(str(d.path), str(outdir / f"{d.path.stem}.tif"))
-            except Exception as exc:
-                print(f"profile: {d.name}: {type(exc).__name__}: {exc}")
-        prof.disable()
-        wall = time.perf_counter() - started
+        with _stderr_to(outdir / "faxbridge-stderr.log"):
+            pages, isolated = _render_all(sel, outdir)
+            with _renderer_inline():
+                _, inline = _render_all(sel, outdir)
+                prof = cProfile.Profile()
+                prof.enable()
+                _, profiled = _render_all(sel, outdir)
+                prof.disable()
         dump = outdir / f"faxbridge-{kind}.prof"
         prof.dump_stats(str(dump))
         buf = io.StringIO()
-        stats = pstats.Stats(prof, stream=buf)
-        stats.sort_stats("tottime").print_stats(top)
-        print(f"## Profile: faxbridge, {KIND_TITLE[kind].lower()}, one process: {pages} pages "
-              f"in {wall:.2f} s ({pages / wall if wall else 0:.1f} pages/s); saved to {dump}\n")
+        pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(top)
+        print(f"## Profile: faxbridge, {KIND_TITLE[kind].lower()}, one process, {pages} pages\n")
+        print(f"- as shipped (worker process per document): {isolated:.2f} s, "
+              f"{isolated * 1000 / max(pages, 1):.1f} ms/page")
+        print(f"- inline (no worker processes): {inline:.2f} s, "
+              f"{inline * 1000 / max(pages, 1):.1f} ms/page; isolation costs "
+              f"{(isolated - inline) * 1000 / max(len(sel), 1):.0f} ms per document")
+        print(f"- inline under cProfile: {profiled:.2f} s; saved to {dump}\n")
         print("```")
-        print(buf.getvalue().strip())
+        # pstats' header lines are noise here; keep the table.
+        text = buf.getvalue()
+        print(text[text.find("   ncalls"):].rstrip() if "   ncalls" in text else text.strip())
         print("```\n")
 
 
@@ -495,9 +584,9 @@ def profile_faxbridge(docs: Sequence[CorpusDocument], outdir: Path, top: int) ->
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="bench/render/run", description=__doc__.split("\n\n")[0])
     ap.add_argument("--jobs", type=int, default=2, help="documents rendered at once per tool (default 2)")
-    ap.add_argument("--repeat", type=int, default=5, help="timed runs per tool and kind; the median counts (default 5)")
+    ap.add_argument("--repeat", type=int, default=5, help="timed runs per tool and kind; the fastest counts (default 5)")
     ap.add_argument("--cache", type=Path, default=ROOT / "var" / "bench-corpus", help="corpus cache folder")
     ap.add_argument("--out", type=Path, default=ROOT / "var" / "bench-render", help="where the TIFFs and details go")
     ap.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated subset of: {', '.join(TOOLS)}")
@@ -527,7 +616,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("bench/render: Ghostscript (gs) is missing: run `bash scripts/setup`", file=sys.stderr)
         return 2
     print(machine_line(gs or "gs"))
-    print(f"jobs: {args.jobs} documents at a time per tool; {args.repeat} timed runs, median shown; "
+    print(f"jobs: {args.jobs} documents at a time per tool; {args.repeat} timed runs, the fastest counts "
+          "(CPU time: the median); "
           "documents handed out largest first\n")
 
     pool: cf.ProcessPoolExecutor | None = None
@@ -535,7 +625,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             from renderers import render_fax  # noqa: F401
 
-            pool = faxbridge_pool(args.jobs)
+            pool = faxbridge_pool(args.jobs, args.out / "faxbridge-stderr.log")
         except Exception as exc:
             print(f"faxbridge: renderer not usable ({type(exc).__name__}: {exc}); only Ghostscript runs\n")
             tools.remove(FAXBRIDGE)
