@@ -8,6 +8,7 @@ client; nothing here fakes the server's parts.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import signal
 import socket
@@ -45,6 +46,8 @@ class Site:
     root: Path
     ports: dict[str, int] = field(default_factory=dict)
     extra: str = ""
+    # Lines added to the [faxline.virtual] table (the dial plan of the virtual network).
+    line_extra: str = ""
 
     @property
     def config(self) -> Path:
@@ -75,6 +78,7 @@ maildir_root = "{self.var}/mail"
 [faxline.virtual]
 remote_dir = "{self.var}/faxline/remote"
 inbound_dir = "{self.var}/faxline/inbound"
+{self.line_extra}
 [queue]
 poll_seconds = 0.2
 lease_seconds = 30
@@ -203,6 +207,8 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             env={**os.environ, "FAXBRIDGE_CONFIG": ""},
         )
+        # A test that fails half-way must not leave a server running after the suite.
+        atexit.register(self.process.kill)
         port = self.site.ports["mx"]
 
         def listening() -> bool:
@@ -260,3 +266,22 @@ MINIMAL_PDF = b"""%PDF-1.4
 trailer << /Root 1 0 R >>
 %%EOF
 """
+
+
+def text_pdf(*pages: str) -> bytes:
+    """A real PDF with one line of large text per page (Pillow draws it)."""
+    import io
+
+    from PIL import Image, ImageDraw, ImageFont
+
+    images = []
+    for text in pages:
+        image = Image.new("L", (1240, 1754), 255)  # A4 at 150 dpi
+        draw = ImageDraw.Draw(image)
+        font = ImageFont.load_default(size=64)
+        draw.text((120, 200), text, fill=0, font=font)
+        draw.rectangle((120, 400, 1100, 420), fill=0)
+        images.append(image)
+    out = io.BytesIO()
+    images[0].save(out, format="PDF", save_all=True, append_images=images[1:], resolution=150)
+    return out.getvalue()
