@@ -51,10 +51,12 @@ class CommandError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["render"]:
+    # `render` needs no settings, database or server: hand it to the renderers' CLI.
+    command_at = 2 if argv[:1] == ["--config"] else 0
+    if argv[command_at : command_at + 1] == ["render"]:
         from renderers.cli import main as render_main
 
-        return render_main(argv[1:])
+        return render_main(argv[command_at + 1 :])
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
