@@ -584,15 +584,24 @@ def profile_faxbridge(docs: Sequence[CorpusDocument], outdir: Path, top: int) ->
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="bench/render/run", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--jobs", type=int, default=2, help="documents rendered at once per tool (default 2)")
-    ap.add_argument("--repeat", type=int, default=5, help="timed runs per tool and kind; the fastest counts (default 5)")
-    ap.add_argument("--cache", type=Path, default=ROOT / "var" / "bench-corpus", help="corpus cache folder")
-    ap.add_argument("--out", type=Path, default=ROOT / "var" / "bench-render", help="where the TIFFs and details go")
-    ap.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated subset of: {', '.join(TOOLS)}")
-    ap.add_argument("--profile", action="store_true", help="also profile faxbridge in-process with cProfile")
+    ap = argparse.ArgumentParser(
+        prog="bench/render/run", description=__doc__.split("\n\n")[0]
+    )
+    ap.add_argument("--jobs", type=int, default=2,
+                    help="documents rendered at once per tool (default 2)")
+    ap.add_argument("--repeat", type=int, default=5,
+                    help="timed runs per tool and kind; the fastest counts (default 5)")
+    ap.add_argument("--cache", type=Path, default=ROOT / "var" / "bench-corpus",
+                    help="corpus cache folder")
+    ap.add_argument("--out", type=Path, default=ROOT / "var" / "bench-render",
+                    help="where the TIFFs and details go")
+    ap.add_argument("--tools", default=",".join(TOOLS),
+                    help=f"comma-separated subset of: {', '.join(TOOLS)}")
+    ap.add_argument("--profile", action="store_true",
+                    help="also profile faxbridge in-process with cProfile")
     ap.add_argument("--profile-top", type=int, default=25, help="functions shown per profile")
-    ap.add_argument("--corpus-only", action="store_true", help="fetch and list the corpus, render nothing")
+    ap.add_argument("--corpus-only", action="store_true",
+                    help="fetch and list the corpus, render nothing")
     args = ap.parse_args(argv)
 
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
@@ -616,7 +625,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("bench/render: Ghostscript (gs) is missing: run `bash scripts/setup`", file=sys.stderr)
         return 2
     print(machine_line(gs or "gs"))
-    print(f"jobs: {args.jobs} documents at a time per tool; {args.repeat} timed runs, the fastest counts "
+    print(f"jobs: {args.jobs} documents at a time per tool; "
+          f"{args.repeat} timed runs, the fastest counts "
           "(CPU time: the median); "
           "documents handed out largest first\n")
 
@@ -627,7 +637,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             pool = faxbridge_pool(args.jobs, args.out / "faxbridge-stderr.log")
         except Exception as exc:
-            print(f"faxbridge: renderer not usable ({type(exc).__name__}: {exc}); only Ghostscript runs\n")
+            print(f"faxbridge: renderer not usable ({type(exc).__name__}: {exc}); "
+                  "only Ghostscript runs\n")
             tools.remove(FAXBRIDGE)
 
     # Largest documents first, so the last one to finish is a short one (both tools alike).
@@ -639,7 +650,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         runners[FAXBRIDGE] = lambda ds, out: run_faxbridge(pool, ds, out)
     if gs is not None:
         runners[GS] = lambda ds, out: run_gs(gs, GS_HYLAFAX, ds, out, args.jobs)
-        runners[GS_BLACKTEXT] = lambda ds, out: run_gs(gs, [*GS_HYLAFAX, "-dBlackText"], ds, out, args.jobs)
+        blacktext = [*GS_HYLAFAX, "-dBlackText"]
+        runners[GS_BLACKTEXT] = lambda ds, out: run_gs(gs, blacktext, ds, out, args.jobs)
     tools = [t for t in tools if t in runners]
 
     # Warm-up, untimed: page cache for the PDFs and fonts, lazy initialisation in workers.
