@@ -36,16 +36,22 @@ def make_revision(url: str, message: str) -> None:
 
 
 def current_revision(url: str) -> str | None:
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
+    """The revision(s) the database at `url` is at, one per migration branch (blocking)."""
+    import asyncio
 
-    sync_url = make_url(url)
-    sync_url = sync_url.set(drivername=sync_url.get_backend_name())
     from alembic.runtime.migration import MigrationContext
 
-    engine = create_engine(sync_url)
-    try:
-        with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
-    finally:
-        engine.dispose()
+    from bridge.db import Database
+
+    async def read() -> str | None:
+        database = Database(url)
+        try:
+            async with database.engine.connect() as connection:
+                heads = await connection.run_sync(
+                    lambda sync: MigrationContext.configure(sync).get_current_heads()
+                )
+                return ", ".join(sorted(heads)) or None
+        finally:
+            await database.close()
+
+    return asyncio.run(read())

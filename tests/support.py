@@ -29,7 +29,7 @@ from bridge.pipeline import StepFactory
 from bridge.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
-FAXBRIDGE = [sys.executable, "-m", "bridge.cli"]
+FAXBRIDGE = [sys.executable, "-m", "bridge.entry"]
 FAX_DOMAIN = "fax.test"
 
 
