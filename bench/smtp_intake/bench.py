@@ -9,8 +9,9 @@ One run, on one machine, drives the same load with Postfix's `smtp-source` (by d
   (d) a private Postfix instance that fsyncs every message into its queue, on hold, before
       answering 250: the durable intake faxbridge aims to beat.
 
-It prints msg/s for each, faxbridge / aiosmtpd and faxbridge / Postfix, faxbridge's peak
-RSS (VmHWM of the server and its children), and checks that every message smtp-source
+It prints msg/s and server CPU for each, faxbridge / aiosmtpd and faxbridge / Postfix,
+faxbridge's peak memory (server + children at one instant, as PSS; its own VmHWM beside
+it), and checks that every message smtp-source
 sent was stored (faxbridge submissions, Postfix hold-queue files). Every server listens on
 127.0.0.1 on a free port, works in a temp dir, and is stopped and removed at the end, also
 on error or Ctrl-C. Run it with `bash bench/smtp_intake/run` (see README.md).
