@@ -26,6 +26,7 @@ from bridge.dialplan import DialPlan
 from bridge.faxline.virtual import VirtualLine
 from bridge.intake import DurableIntake
 from bridge.mail import MailRunner, MaildirTransport, MailTransport, SmtpRelayTransport
+from bridge.money.component import MoneyComponent
 from bridge.notices import Notices
 from bridge.outbox import Outbox
 from bridge.pipeline import IntakeRunner, StepContext, StepFactory, build_pipeline
@@ -41,7 +42,7 @@ from handlers.registry import INTAKE_STEPS
 log = logging.getLogger("bridge.app")
 
 # The areas that plug into the app (see bridge.components); each adds one line here.
-COMPONENTS: tuple[ComponentFactory, ...] = ()
+COMPONENTS: tuple[ComponentFactory, ...] = (MoneyComponent,)
 
 
 class App:

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bridge.faxline.virtual import VirtualLineSettings
+from bridge.money.settings import MoneySettings
 
 # The documented defaults live in the source tree's config/; an installed copy (the
 # container image) says where it put them with FAXBRIDGE_DEFAULTS.
@@ -171,6 +172,7 @@ class Settings(_Section):
     mail: MailSettings
     accounts: AccountSettings
     logging: LoggingSettings
+    money: MoneySettings
 
     @property
     def tls_dir(self) -> Path:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from bridge.pipeline import StepFactory
 from handlers.authenticate import Authenticate
+from handlers.meter import Meter
 from handlers.parse import Parse
 from handlers.render import Render
 
@@ -17,4 +18,5 @@ INTAKE_STEPS: Mapping[str, StepFactory] = {
     Authenticate.name: Authenticate,
     Parse.name: Parse,
     Render.name: Render,
+    Meter.name: Meter,
 }

@@ -1,0 +1,76 @@
+"""The money component: metering for the call runner, and the billing cycle loop.
+
+Where it sits: listed in `bridge.app.COMPONENTS`. The app hands `metering` to the
+transmit component (bridge.transmit.MeteringProvider), which charges every attempt
+through it. At start, card charges a crash left pending are reconciled before any
+fax is taken in; then one loop runs the billing cycle every
+`money.billing_interval_seconds`, and makes top-ups as soon as a transaction writes
+one down (R-DEP-3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+
+from bridge.components import ServiceMailHandler, Services
+from bridge.models import utcnow
+from bridge.money.billing import BillingCycle
+from bridge.money.ledger import Clock
+from bridge.money.meter import Metering
+from bridge.runner import Runner
+
+log = logging.getLogger("bridge.money")
+
+
+class MoneyComponent:
+    name = "money"
+
+    def __init__(self, services: Services, *, clock: Clock = utcnow) -> None:
+        self.services = services
+        self.metering = Metering(services.settings, services.db, clock=clock)
+        self.cycle = BillingCycle(services.settings, services.db, services.outbox, metering=self.metering)
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    def runners(self) -> Sequence[Runner]:
+        return ()
+
+    def service_mail_handlers(self) -> Mapping[str, ServiceMailHandler]:
+        return {}
+
+    async def start(self) -> None:
+        reconciled = await self.metering.payments.reconcile()
+        if reconciled:
+            log.warning("reconciled %d card charge(s) left pending by the last run", reconciled)
+        self._task = asyncio.create_task(self._loop(), name="money-billing")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self.metering.card_work.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._task, timeout=self.services.settings.queue.shutdown_grace_seconds)
+
+    async def _loop(self) -> None:
+        interval = self.services.settings.money.billing_interval_seconds
+        loop = asyncio.get_running_loop()
+        next_cycle = loop.time() + interval
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.metering.card_work.wait(), timeout=max(0.0, next_cycle - loop.time()))
+            if self._stopping.is_set():
+                return
+            try:
+                if self.metering.card_work.is_set():
+                    self.metering.card_work.clear()
+                    await self.metering.payments.reconcile()  # top-ups written down just now
+                if loop.time() >= next_cycle:
+                    next_cycle = loop.time() + interval
+                    report = await self.cycle.run_once()
+                    log.info("billing cycle: %s", report)
+            except Exception:
+                # The next cycle retries: every step is idempotent by key.
+                log.exception("billing cycle failed; trying again in %.0f s", interval)
