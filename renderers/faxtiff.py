@@ -7,17 +7,30 @@ NewSubfileType 2 (a page of a multi-page document) and PageNumber (n, total).
 The same files go to the fax line, to ``fax_tiff_to_pdf`` for receipts, and are
 checked in the tests by ``tiffinfo -D`` and HylaFAX's ``tiffcheck``.
 
-Pillow's libtiff encoder does the CCITT coding, but its own TIFF writer gets
-several fax tags wrong (TOOLING.md): mode "1" comes out min-is-black, asking for
-min-is-white makes Pillow invert pixel by pixel, PageNumber is corrupt and a page
-is split into several strips. So each page is encoded by Pillow alone, its single
-strip lifted out, and the container with exactly the tags above is written here.
+libtiff does the CCITT coding; the container with exactly the tags above is
+written here. The renderers hand over pages as packed bits with 1 = ink
+(``BitPage``), which is what the CCITT coder reads as black, and libtiff is called
+through ctypes to code that buffer as one strip: no image object, no per-pixel
+pass. Where the system libtiff cannot be loaded, Pillow's bundled libtiff codes the
+page instead (slower: Pillow unpacks and repacks the bits). Pillow's own TIFF
+writer is never used for the container: it gets several fax tags wrong
+(TOOLING.md: min-is-black, corrupt PageNumber, several strips per page).
+
+The header line (renderers.header) is added to already coded G4 pages by
+``splice_g4_top``: a page rendered below a blank top margin codes each blank row
+as one bit, so the margin's bits can be swapped for the coded header rows without
+coding the page again.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import io
+import os
 import struct
+import tempfile
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,9 +82,6 @@ _COMPRESSION_CODE: dict[str, int] = {"g4": 4, "g3-1d": 3, "g3-2d": 3}
 _T4OPTIONS: dict[str, int] = {"g3-1d": 4, "g3-2d": 5}
 
 
-_INVERT_BYTES = bytes(255 - value for value in range(256))
-
-
 def page_rows(paper: Paper, resolution: Resolution) -> int:
     """Rows of one full fax page on ``paper`` at ``resolution``."""
     return PAGE_ROWS[(paper, resolution)]
@@ -86,19 +96,44 @@ class EncodedPage:
     data: bytes
 
 
-def encode_page(page: Image.Image, compression: Compression) -> EncodedPage:
-    """CCITT-code one page with Pillow's libtiff and return its single strip.
+@dataclass(frozen=True)
+class BitPage:
+    """A bilevel page as packed bits: rows of ``ceil(width / 8)`` bytes, most
+    significant bit first, 1 = ink (black), 0 = paper. What the CCITT coder reads."""
 
-    Anything but mode "1" is thresholded at mid-grey; the renderers hand over
-    pages that are already bilevel, so this only matters for casual callers.
+    width: int
+    rows: int
+    ink: bytes
+
+    def to_image(self) -> Image.Image:
+        """The page as a Pillow mode "1" image (white = 1), for tests and stamping."""
+        return Image.frombytes("1", (self.width, self.rows), self.ink, "raw", "1;I")
+
+    @classmethod
+    def from_image(cls, page: Image.Image) -> BitPage:
+        if page.mode != "1":
+            page = page.convert("L").point(lambda v: 255 if v >= 128 else 0).convert("1")
+        # "1;I" packs inverted: Pillow's white (1) becomes the 0 bit CCITT codes as white.
+        return cls(page.width, page.height, page.tobytes("raw", "1;I"))
+
+
+def encode_page(page: Image.Image | BitPage, compression: Compression) -> EncodedPage:
+    """CCITT-code one page and return its single strip.
+
+    An image that is not mode "1" is thresholded at mid-grey; the renderers hand
+    over ``BitPage``s, so this only matters for casual callers.
     """
-    if page.mode != "1":
-        page = page.convert("L").point(lambda v: 255 if v >= 128 else 0).convert("1")
-    # Pillow writes mode "1" min-is-black, so a white pixel would be coded as a 1 bit
-    # (a "black" run to the CCITT coder). Inverting first makes white the 0 bit that
-    # CCITT codes as white; the container then declares Photometric 0 honestly.
-    # (ImageChops.invert does not invert mode "1"; flipping the packed bytes does.)
-    inverted = Image.frombytes("1", page.size, page.tobytes().translate(_INVERT_BYTES))
+    bits = page if isinstance(page, BitPage) else BitPage.from_image(page)
+    coder = _libtiff()
+    if coder is not None:
+        return EncodedPage(bits.width, bits.rows, coder.encode(bits, compression))
+    return _encode_with_pillow(bits, compression)
+
+
+def _encode_with_pillow(bits: BitPage, compression: Compression) -> EncodedPage:
+    # Pillow writes mode "1" min-is-black, so its 1 bits (white to Pillow) would be
+    # coded as black runs: hand it the ink bits as if they were white, unchanged.
+    image = Image.frombytes("1", (bits.width, bits.rows), bits.ink)
     buffer = io.BytesIO()
     params: dict[str, object] = {
         "compression": "group4" if compression == "g4" else "group3",
@@ -107,7 +142,7 @@ def encode_page(page: Image.Image, compression: Compression) -> EncodedPage:
     }
     if compression != "g4":
         params["tiffinfo"] = {_TAG_T4OPTIONS: _T4OPTIONS[compression]}
-    inverted.save(buffer, format="TIFF", **params)
+    image.save(buffer, format="TIFF", **params)
     buffer.seek(0)
     with Image.open(buffer) as encoded:
         offsets = encoded.tag_v2[_TAG_STRIPOFFSETS]
@@ -115,7 +150,150 @@ def encode_page(page: Image.Image, compression: Compression) -> EncodedPage:
     if len(offsets) != 1:
         raise RuntimeError(f"libtiff split a page into {len(offsets)} strips")
     raw = buffer.getvalue()
-    return EncodedPage(page.width, page.height, raw[offsets[0] : offsets[0] + counts[0]])
+    return EncodedPage(bits.width, bits.rows, raw[offsets[0] : offsets[0] + counts[0]])
+
+
+class _LibTiffCoder:
+    """CCITT coding of packed bits by the system libtiff, called through ctypes.
+
+    libtiff only codes into a TIFF file, so each page is written as a one-strip TIFF
+    into an in-memory file (memfd) and the strip read back; the container is ours.
+    """
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        self._lib = lib
+        lib.TIFFFdOpen.restype = ctypes.c_void_p
+        lib.TIFFFdOpen.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p]
+        lib.TIFFSetField.restype = ctypes.c_int
+        lib.TIFFGetField.restype = ctypes.c_int
+        lib.TIFFWriteEncodedStrip.restype = ctypes.c_ssize_t
+        lib.TIFFWriteEncodedStrip.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_char_p,
+                                              ctypes.c_ssize_t]
+        lib.TIFFClose.restype = None
+        lib.TIFFClose.argtypes = [ctypes.c_void_p]
+        self._local = threading.local()
+
+    def _scratch(self) -> int:
+        # One scratch file per thread (render_fax may run in several executor threads).
+        fd = getattr(self._local, "fd", None)
+        if fd is None:
+            try:
+                fd = os.memfd_create("faxbridge-ccitt", os.MFD_CLOEXEC)
+            except (AttributeError, OSError):
+                scratch = tempfile.TemporaryFile()
+                fd = os.dup(scratch.fileno())
+                scratch.close()
+            self._local.fd = fd
+        return fd
+
+    def encode(self, bits: BitPage, compression: Compression) -> bytes:
+        fd = self._scratch()
+        os.ftruncate(fd, 0)
+        lib = self._lib
+        # TIFFClose closes the descriptor it was given: give it a duplicate.
+        tif = lib.TIFFFdOpen(os.dup(fd), b"faxbridge-ccitt", b"w")
+        if not tif:
+            raise RuntimeError("libtiff could not open its scratch file")
+        try:
+            uint = ctypes.c_uint32
+            # Variadic: each value is passed as C's default promotion of its type.
+            lib.TIFFSetField(ctypes.c_void_p(tif), uint(_TAG_WIDTH), uint(bits.width))
+            lib.TIFFSetField(ctypes.c_void_p(tif), uint(_TAG_LENGTH), uint(bits.rows))
+            lib.TIFFSetField(ctypes.c_void_p(tif), uint(_TAG_BITS), ctypes.c_int(1))
+            lib.TIFFSetField(ctypes.c_void_p(tif), uint(_TAG_SAMPLES), ctypes.c_int(1))
+            lib.TIFFSetField(ctypes.c_void_p(tif), uint(_TAG_PHOTOMETRIC), ctypes.c_int(0))
+            lib.TIFFSetField(ctypes.c_void_p(tif), uint(_TAG_ROWSPERSTRIP), uint(bits.rows))
+            code = _COMPRESSION_CODE[compression]
+            if not lib.TIFFSetField(ctypes.c_void_p(tif), uint(_TAG_COMPRESSION), ctypes.c_int(code)):
+                raise RuntimeError("this libtiff has no CCITT coder")
+            if compression != "g4":
+                lib.TIFFSetField(ctypes.c_void_p(tif), uint(_TAG_T4OPTIONS), uint(_T4OPTIONS[compression]))
+            expected = (bits.width + 7) // 8 * bits.rows
+            if len(bits.ink) != expected:
+                raise ValueError(f"page buffer is {len(bits.ink)} bytes, expected {expected}")
+            if lib.TIFFWriteEncodedStrip(ctypes.c_void_p(tif), 0, bits.ink, len(bits.ink)) < 0:
+                raise RuntimeError("libtiff failed to code a page")
+            offsets = ctypes.POINTER(ctypes.c_uint64)()
+            counts = ctypes.POINTER(ctypes.c_uint64)()
+            lib.TIFFGetField(ctypes.c_void_p(tif), uint(_TAG_STRIPOFFSETS), ctypes.byref(offsets))
+            lib.TIFFGetField(ctypes.c_void_p(tif), uint(_TAG_STRIPBYTECOUNTS), ctypes.byref(counts))
+            offset, count = int(offsets[0]), int(counts[0])
+        finally:
+            lib.TIFFClose(ctypes.c_void_p(tif))
+        data = os.pread(fd, count, offset)
+        if len(data) != count:
+            raise RuntimeError("libtiff's strip could not be read back")
+        return data
+
+
+_CODER_LOCK = threading.Lock()
+_CODER: list[_LibTiffCoder | None] = []
+
+
+def _libtiff() -> _LibTiffCoder | None:
+    """The ctypes coder, or None where no libtiff with CCITT support can be loaded."""
+    if _CODER:
+        return _CODER[0]
+    with _CODER_LOCK:
+        if not _CODER:
+            coder: _LibTiffCoder | None = None
+            name = ctypes.util.find_library("tiff") or "libtiff.so.6"
+            try:
+                coder = _LibTiffCoder(ctypes.CDLL(name))
+                coder.encode(BitPage(8, 1, b"\x00"), "g4")  # proves the coder works here
+            except (OSError, RuntimeError, AttributeError):
+                coder = None
+            _CODER.append(coder)
+    return _CODER[0]
+
+
+# --- the header line on coded G4 pages -------------------------------------------------
+
+# EOFB, the end of a G4 page: two EOL codes.
+_EOFB = 0b000000000001_000000000001
+_EOFB_BITS = 24
+
+
+def _trailing_eofb(data: bytes) -> tuple[int, int]:
+    """A G4 strip as (bits as an integer, number of bits) up to and without its EOFB.
+
+    libtiff pads the EOFB with zero bits to a byte boundary; the EOFB ends with the
+    last 1 bit of the strip.
+    """
+    value = int.from_bytes(data, "big")
+    if value == 0:
+        raise ValueError("not a G4 strip: no EOFB")
+    padding = (value & -value).bit_length() - 1  # zero bits after the last 1
+    value >>= padding
+    bits = len(data) * 8 - padding
+    if bits < _EOFB_BITS or value & ((1 << _EOFB_BITS) - 1) != _EOFB:
+        raise ValueError("not a G4 strip: no EOFB at its end")
+    return value >> _EOFB_BITS, bits - _EOFB_BITS
+
+
+def splice_g4_top(page: EncodedPage, blank_rows: int, top: EncodedPage) -> EncodedPage:
+    """Replace the first ``blank_rows`` rows of a coded G4 page by the rows of ``top``.
+
+    ``page`` must start with ``blank_rows`` white rows; ``top`` must be
+    ``blank_rows`` rows whose last row is white. In G4 each row is coded against the
+    row above, and a white row below a white row (or the top edge) is one bit, "1"
+    (vertical mode, offset 0). So the page's first ``blank_rows`` bits are its
+    margin, and because the rows after the margin see a white row above them in
+    both, their code stays valid after the swap. Raises ValueError when the page
+    does not start that way (the caller then codes the page again).
+    """
+    if top.rows != blank_rows or top.width != page.width:
+        raise ValueError("the top rows do not match the page")
+    value, bits = _trailing_eofb(page.data)
+    if bits < blank_rows or value >> (bits - blank_rows) != (1 << blank_rows) - 1:
+        raise ValueError("the page does not start with blank rows")
+    rest_bits = bits - blank_rows
+    rest = value & ((1 << rest_bits) - 1)
+    head, head_bits = _trailing_eofb(top.data)
+    total_bits = head_bits + rest_bits + _EOFB_BITS
+    padding = -total_bits % 8
+    joined = ((((head << rest_bits) | rest) << _EOFB_BITS) | _EOFB) << padding
+    return EncodedPage(page.width, page.rows, joined.to_bytes((total_bits + padding) // 8, "big"))
 
 
 class FaxTiffWriter:
@@ -146,7 +324,7 @@ class FaxTiffWriter:
     def page_count(self) -> int:
         return self._pages
 
-    def add_page(self, page: Image.Image) -> None:
+    def add_page(self, page: Image.Image | BitPage) -> None:
         self.add_encoded_page(encode_page(page, self.compression))
 
     def add_encoded_page(self, page: EncodedPage) -> None:
@@ -237,7 +415,7 @@ class FaxTiffWriter:
             self._file.close()
 
 
-def write_fax_tiff(pages: Sequence[Image.Image] | Iterable[Image.Image], out_path: Path, *,
+def write_fax_tiff(pages: Sequence[Image.Image] | Iterable[Image.Image | BitPage], out_path: Path, *,
                    resolution: Resolution = "fine", compression: Compression = "g4") -> None:
     """Write ``pages`` (ideally mode "1", 1728 px wide) as one TIFF-F file.
 

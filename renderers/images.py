@@ -14,7 +14,9 @@ from collections.abc import Iterator
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from renderers.faxtiff import Compression, EncodedPage, Paper, Resolution, inspect_pages, read_encoded_pages_from
+from renderers.faxtiff import (
+    BitPage, Compression, EncodedPage, Paper, Resolution, inspect_pages, read_encoded_pages_from,
+)
 from renderers.model import DocumentRefused
 from renderers.pdf import too_many_pages_reason
 from renderers.raster import PageFrame, fitted_size, grey_to_page, is_landscape
@@ -75,8 +77,8 @@ def compliant_fax_pages(data: bytes, resolution: Resolution, compression: Compre
 
 
 def render_image(data: bytes, label: str, frame: PageFrame, *, max_pages: int,
-                 max_pixels: int) -> Iterator[Image.Image]:
-    """Yield every page of an image file as a mode "1" fax page.
+                 max_pixels: int) -> Iterator[BitPage]:
+    """Yield every page of an image file as a bilevel fax page.
 
     TIFFs give one page per frame; animated GIF and WebP give their first frame.
     """
@@ -94,7 +96,7 @@ def render_image(data: bytes, label: str, frame: PageFrame, *, max_pages: int,
         image.close()
 
 
-def _image_page(image: Image.Image, label: str, frame: PageFrame) -> Image.Image:
+def _image_page(image: Image.Image, label: str, frame: PageFrame) -> BitPage:
     try:
         bilevel_source = image.mode == "1"
         dpi = _dpi(image)

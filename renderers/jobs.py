@@ -12,11 +12,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
 
 from renderers import detect
 from renderers.cover import cover_to_pdf
-from renderers.faxtiff import Compression, FaxTiffWriter, Paper, Resolution
+from renderers.faxtiff import BitPage, Compression, FaxTiffWriter, Paper, Resolution
 from renderers.header import header_strip
 from renderers.html import html_to_pdf
 from renderers.images import compliant_fax_pages, render_image
@@ -83,7 +82,7 @@ def render_document(job: DocumentJob) -> JobResult:
     return JobResult(_write(job, _pages(job, label, data)))
 
 
-def _pages(job: DocumentJob, label: str, data: bytes) -> Iterable[Image.Image]:
+def _pages(job: DocumentJob, label: str, data: bytes) -> Iterable[BitPage]:
     if job.kind == detect.PDF:
         return render_pdf(data, label, job.frame, job.max_pages)
     if job.kind in detect.IMAGE_TYPES:
@@ -107,7 +106,7 @@ def unknown_type_reason() -> str:
     return (f"Its type cannot be faxed. Please send one of: {detect.ACCEPTED_TYPES_TEXT}.")
 
 
-def _write(job: DocumentJob | CoverJob, pages: Iterable[Image.Image]) -> int:
+def _write(job: DocumentJob | CoverJob, pages: Iterable[BitPage]) -> int:
     with FaxTiffWriter(job.out_path, resolution=job.resolution, compression=job.compression) as writer:
         for page in pages:
             writer.add_page(page)

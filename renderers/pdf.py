@@ -4,18 +4,26 @@ PDF attachments come here directly; text, HTML, office documents and the cover
 page are first turned into PDF by their own modules and then come here too, so
 there is one place that decides how a page meets the fax line. Runs inside a
 worker process (renderers.worker): pdfium parses hostile input.
+
+Each page is drawn by pdfium straight into its place on the fax page canvas
+(renderers.raster.PageCanvas), scaled separately across and down to the fax's
+204 x 196 (or 98) dpi and turned upright if it is landscape, so no pixel is
+resampled afterwards. Only the areas where the page has images are looked at for
+photos; a page of text and vector art is simply thresholded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import ctypes
+
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
-from PIL import Image
 
+from renderers.faxtiff import BitPage
 from renderers.model import DocumentRefused
-from renderers.raster import Box, PageFrame, fitted_size, grey_to_page, is_landscape
+from renderers.raster import Box, PageCanvas, PageFrame, fitted_size, is_landscape
 
 # pdfium's FPDF_GetLastError codes (fpdfview.h).
 _ERR_FORMAT = 3
@@ -56,8 +64,8 @@ def pdf_page_count(data: bytes, label: str) -> int:
         document.close()
 
 
-def render_pdf(data: bytes, label: str, frame: PageFrame, max_pages: int) -> Iterator[Image.Image]:
-    """Yield each page of the PDF as a mode "1" fax page.
+def render_pdf(data: bytes, label: str, frame: PageFrame, max_pages: int) -> Iterator[BitPage]:
+    """Yield each page of the PDF as a bilevel fax page.
 
     Refuses a PDF of more than ``max_pages`` pages before rendering any of them.
     """
@@ -76,59 +84,83 @@ def render_pdf(data: bytes, label: str, frame: PageFrame, max_pages: int) -> Ite
         document.close()
 
 
-def render_page(page: pdfium.PdfPage, frame: PageFrame) -> Image.Image:
+# Text and vector art drawn without anti-aliasing: crisp once thresholded, and it
+# leaves mid-tones only where there are images. Images are sampled, not smoothed,
+# when scaled (as Ghostscript does for a fax): smoothing a 300-dpi scan down to
+# 204 dpi costs about a third of the page's time and greys the stroke edges.
+_RENDER_FLAGS = (pdfium_c.FPDF_ANNOT | pdfium_c.FPDF_GRAYSCALE | pdfium_c.FPDF_RENDER_NO_SMOOTHTEXT
+                 | pdfium_c.FPDF_RENDER_NO_SMOOTHPATH | pdfium_c.FPDF_RENDER_NO_SMOOTHIMAGE)
+_ROTATE_QUARTER_ANTICLOCKWISE = 3  # pdfium turns clockwise in quarters: 3 = 270 degrees
+
+
+def render_page(page: pdfium.PdfPage, frame: PageFrame) -> BitPage:
     width, height = page.get_size()  # points, with the page's own /Rotate applied
-    rotation = 0
-    if is_landscape(width, height):
+    turned = is_landscape(width, height)
+    if turned:
         width, height = height, width
-        rotation = 270  # pdfium turns clockwise: 270 is a quarter-turn anticlockwise
     across, down = fitted_size(width / 72, height / 72, frame)
-    bitmap = page.render(
-        scale=across / width,
-        rotation=rotation,
-        grayscale=True,
-        fill_color=(255, 255, 255, 255),
-        # Text and vector art drawn without anti-aliasing: crisp once thresholded, and
-        # it leaves mid-tones only where there are images, which are then dithered.
-        no_smoothtext=True,
-        no_smoothpath=True,
-        may_draw_forms=True,
-    )
-    grey = bitmap.to_pil().convert("L")
-    bitmap.close()
-    regions = _picture_boxes(page, across / width, rotation, grey.size)
-    return grey_to_page(grey, frame, across, down, regions=regions)
+    left, top = frame.placement(across, down)
+    canvas = PageCanvas(frame)
+    draw_page(page, canvas, left, top, across, down, _ROTATE_QUARTER_ANTICLOCKWISE if turned else 0)
+    boxes = _picture_boxes(page, across / width, down / height, turned, (left, top, across, down))
+    return canvas.to_bits(boxes or None)
 
 
-def _picture_boxes(page: pdfium.PdfPage, scale: float, extra_rotation: int,
-                   size: tuple[int, int]) -> list[Box]:
-    """Where on the rendered bitmap the page's images (and forms, shadings) are."""
+def draw_page(page: pdfium.PdfPage, canvas: PageCanvas, left: int, top: int, across: int, down: int,
+          rotate: int) -> None:
+    """Let pdfium draw the page scaled to across x down at (left, top) of the canvas."""
+    pixels = canvas.pixels
+    stride = pixels.strides[0]
+    # A pdfium bitmap over the content area of the canvas: pdfium writes the
+    # canvas's own memory, so there is nothing to copy or place afterwards.
+    first = ctypes.c_void_p(pixels.ctypes.data + top * stride + left)
+    bitmap = pdfium_c.FPDFBitmap_CreateEx(across, down, pdfium_c.FPDFBitmap_Gray, first, stride)
+    if not bitmap:
+        raise MemoryError("pdfium could not set up a page bitmap")
+    try:
+        # size_x and size_y scale the page separately across and down: the fax's
+        # non-square pixels in one pass.
+        pdfium_c.FPDF_RenderPageBitmap(bitmap, page, 0, 0, across, down, rotate, _RENDER_FLAGS)
+        if page.formenv:
+            pdfium_c.FPDF_FFLDraw(page.formenv, bitmap, page, 0, 0, across, down, rotate, _RENDER_FLAGS)
+    finally:
+        pdfium_c.FPDFBitmap_Destroy(bitmap)
+
+
+def _picture_boxes(page: pdfium.PdfPage, scale_x: float, scale_y: float, turned: bool,
+                   placement: tuple[int, int, int, int]) -> list[Box]:
+    """Where on the canvas the page's images (and forms, shadings) are."""
     kinds = (pdfium_c.FPDF_PAGEOBJ_IMAGE, pdfium_c.FPDF_PAGEOBJ_FORM, pdfium_c.FPDF_PAGEOBJ_SHADING)
+    left, top, across, down = placement
     crop_left, crop_bottom, crop_right, crop_top = page.get_cropbox()
-    unrotated_w = (crop_right - crop_left) * scale
-    unrotated_h = (crop_top - crop_bottom) * scale
-    turn = (page.get_rotation() + extra_rotation) % 360
+    rotation = page.get_rotation() % 360
+    # Page space (points, bottom-up, before /Rotate) to display space (points, top-down,
+    # after /Rotate, as get_size reports), then the landscape turn and the scaling.
+    shown_w = crop_right - crop_left if rotation in (0, 180) else crop_top - crop_bottom
     boxes = []
     # Top-level objects only: positions inside a form are relative to the form,
     # and the form's own box already covers what it draws.
     for obj in page.get_objects(filter=kinds, max_depth=0):
         try:
-            left, bottom, right, top = obj.get_bounds()
+            x0, y0, x1, y1 = obj.get_bounds()
         except pdfium.PdfiumError:
             continue
-        corners = [((x - crop_left) * scale, (crop_top - y) * scale)
-                   for x, y in ((left, bottom), (right, top))]
-        # Map unrotated bitmap coordinates through pdfium's clockwise turn.
-        turned = [_turn(x, y, unrotated_w, unrotated_h, turn) for x, y in corners]
-        xs = [max(0, min(size[0], x)) for x, _ in turned]
-        ys = [max(0, min(size[1], y)) for _, y in turned]
-        box = (int(min(xs)), int(min(ys)), int(max(xs)), int(max(ys)))
+        xs, ys = [], []
+        for x, y in ((x0, y0), (x1, y1)):
+            dx, dy = _turn(x - crop_left, crop_top - y, crop_right - crop_left, crop_top - crop_bottom, rotation)
+            if turned:  # a quarter-turn anticlockwise: the top edge becomes the left
+                dx, dy = dy, shown_w - dx
+            xs.append(left + dx * scale_x)
+            ys.append(top + dy * scale_y)
+        box = (max(left, int(min(xs))), max(top, int(min(ys))),
+               min(left + across, int(max(xs)) + 1), min(top + down, int(max(ys)) + 1))
         if box[2] > box[0] and box[3] > box[1]:
             boxes.append(box)
     return boxes
 
 
 def _turn(x: float, y: float, width: float, height: float, turn: int) -> tuple[float, float]:
+    """Unrotated top-down coordinates to the page shown turned clockwise by ``turn``."""
     if turn == 90:
         return height - y, x
     if turn == 180:

@@ -1,36 +1,58 @@
 """Page geometry and the grey-to-bilevel step shared by every document renderer.
 
-A PDF page, an image or a rendered HTML page arrives here as a greyscale picture
-of known physical size; it leaves as a 1-bit fax page 1728 px wide:
+A PDF page, an image or a rendered HTML page arrives here as greyscale pixels of
+known physical size; it leaves as a 1-bit fax page 1728 px wide (``BitPage``):
 
 * fitting: the page is scaled to fit the content area (the page less the header
   margin) at 204 x 196 (or 98) dpi, keeping its proportions but, as HylaFAX does
   when it renders A4 at 209.1 dpi across, stretched across by up to 3 % so that an
-  A4 or Letter page uses the whole 1728-px line; then centred;
+  A4 or Letter page uses the whole 1728-px line; then centred. PDF pages are drawn
+  by pdfium straight into their place on a white page canvas (``PageCanvas``), at
+  the fax's non-square geometry, so there is no resampling afterwards;
 * landscape pages are turned upright (90 degrees counter-clockwise, the way
   printers turn them) before fitting, so they are not shrunk to a third;
 * grey to black and white: text and line art are thresholded so strokes stay
-  solid, and areas with many mid-tones (photos, scans in colour) get an ordered
-  (Bayer) dither, which codes several times smaller under G4 than error diffusion.
+  solid. Where there are pictures (a PDF's images, an image file), the paper tone
+  is first brought to white (a scan on tinted or yellowed paper is ink on paper,
+  not a photo), then only blocks that are mostly mid-tones and little paper are
+  photographic and get an ordered (Bayer) dither, which codes several times
+  smaller under G4 than error diffusion; scanned text is thresholded.
+
+The pixel work is numpy on whole arrays: a page is 4 million pixels, and every
+pass that touches them one at a time in Python or Pillow costs milliseconds.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PIL import Image, ImageChops, ImageDraw, ImageFilter
+import numpy as np
+from PIL import Image
 
-from renderers.faxtiff import FAX_WIDTH, X_DPI, Y_DPI, page_rows
+from renderers.faxtiff import FAX_WIDTH, X_DPI, Y_DPI, BitPage, page_rows
 
 # Grey levels at or above this are paper; below, ink. Light-coloured text (links,
 # grey captions) is darker than this and survives.
 TEXT_THRESHOLD = 176
-# A block whose share of mid-tone pixels exceeds this is photographic.
+# A block is photographic when more than this share of it is mid-tone...
 PHOTO_MIDTONE_SHARE = 0.30
-_PHOTO_BLOCK = 16  # px: the size of the blocks that share is measured over
+# ...and less than this share is paper: scanned text is mostly paper, with
+# mid-tones only along the strokes' edges.
+PHOTO_MAX_PAPER_SHARE = 0.50
+_MIDTONE = (40, 215)   # grey levels that are neither ink nor paper (after normalising)
+_PHOTO_BLOCK = 16      # px: the size of the blocks those shares are measured over
 _MAX_STRETCH_ACROSS = 1.03  # HylaFAX's 209.10/204 is 2.5 %
+# Paper tone: the grey level below which this share of a picture lies...
+_PAPER_QUANTILE = 0.70
+# ...is taken for tinted paper (and brought to white) when it is at least this light
+# and at least this share of the picture lies within _PAPER_BAND of it.
+_MIN_PAPER_LEVEL = 150
+_PAPER_PEAK_SHARE = 0.40
+_PAPER_BAND = 24
+# Levels this far below the paper tone still count as paper (scanner noise, grain).
+_PAPER_NOISE = 12
 # 8x8 Bayer matrix: the classic recursive ordered-dither index pattern.
-_BAYER_8 = (
+_BAYER_8 = np.array((
     (0, 32, 8, 40, 2, 34, 10, 42),
     (48, 16, 56, 24, 50, 18, 58, 26),
     (12, 44, 4, 36, 14, 46, 6, 38),
@@ -39,7 +61,12 @@ _BAYER_8 = (
     (51, 19, 59, 27, 49, 17, 57, 25),
     (15, 47, 7, 39, 13, 45, 5, 37),
     (63, 31, 55, 23, 61, 29, 53, 21),
-)
+), dtype=np.uint8)
+# Thresholds spread over 2..254 so pure white and pure black stay pure: a pixel is
+# ink when it is at most its cell's threshold.
+_BAYER_THRESHOLDS = (2 + _BAYER_8.astype(np.int32) * 4).astype(np.uint8)
+
+Box = tuple[int, int, int, int]   # left, top, right, bottom (right and bottom exclusive)
 
 
 @dataclass(frozen=True)
@@ -62,6 +89,12 @@ class PageFrame:
     def content_rows(self) -> int:
         return self.rows - self.top
 
+    def placement(self, across: int, down: int) -> tuple[int, int]:
+        """Where (left, top) a picture of ``across`` x ``down`` px is centred."""
+        left = max(0, (self.width - across) // 2)
+        top = self.top + max(0, (self.content_rows - down) // 2)
+        return left, top
+
 
 def is_landscape(width: float, height: float) -> bool:
     return width > height * 1.02
@@ -83,100 +116,162 @@ def fitted_size(width_in: float, height_in: float, frame: PageFrame,
     return max(1, round(across)), max(1, min(frame.content_rows, round(down)))
 
 
-def to_bilevel(grey: Image.Image, mask: Image.Image | None = None) -> Image.Image:
-    """Mode "L" to mode "1": threshold text and line art, ordered-dither photos.
+class PageCanvas:
+    """A white fax page in grey (one byte per pixel), drawn on, then made bilevel.
 
-    ``mask`` ("L", 255 = photographic) is computed from ``grey`` when not given.
+    ``pixels`` is a C-contiguous (rows, width) uint8 array: pdfium draws into it
+    directly (renderers.pdf), images are pasted into it.
     """
-    if grey.mode != "L":
-        grey = grey.convert("L")
-    text = grey.point(lambda v: 255 if v >= TEXT_THRESHOLD else 0, mode="1")
-    if mask is None:
-        mask = photo_mask(grey)
-    if mask is None:
-        return text
-    return Image.composite(ordered_dither(grey), text, mask)
+
+    def __init__(self, frame: PageFrame) -> None:
+        self.frame = frame
+        self.pixels = np.full((frame.rows, frame.width), 255, dtype=np.uint8)
+
+    def paste(self, grey: Image.Image, left: int, top: int) -> None:
+        self.pixels[top : top + grey.height, left : left + grey.width] = np.asarray(grey.convert("L"))
+
+    def to_bits(self, picture_boxes: list[Box] | None) -> BitPage:
+        """Threshold the page; within ``picture_boxes`` tell photos from ink on paper.
+
+        ``picture_boxes`` are where pictures are (a PDF page's images); None means
+        nowhere, which is the fast path of every page of plain text and vector art.
+        """
+        ink = self.pixels < TEXT_THRESHOLD
+        for left, top, right, bottom in picture_boxes or ():
+            region = self.pixels[top:bottom, left:right]
+            if region.size:
+                ink[top:bottom, left:right] = picture_ink(region, (left, top))
+        return BitPage(self.frame.width, self.frame.rows, np.packbits(ink, axis=1).tobytes())
 
 
-Box = tuple[int, int, int, int]
+def picture_ink(grey: np.ndarray, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Ink (True) or paper for a picture: scanned text thresholded, photos dithered.
 
-
-def photo_mask(grey: Image.Image, regions: list[Box] | None = None) -> Image.Image | None:
-    """An "L" mask, 255 where the picture is photographic; None when nowhere is.
-
-    ``regions`` (left, top, right, bottom boxes) limits where photos can be: a PDF
-    page passes the boxes of its images, so coloured text and shaded vector art are
-    thresholded, not dithered. None means anywhere (a picture file).
+    ``origin`` is where the picture sits on the page, so that the dither pattern of
+    neighbouring pictures lines up.
     """
-    if regions is not None and not regions:
+    grey = normalise_paper(grey)
+    photo = photo_blocks(grey)
+    ink = grey < TEXT_THRESHOLD
+    if photo is None:
+        return ink
+    rows, cols = grey.shape
+    mask = np.repeat(np.repeat(photo, _PHOTO_BLOCK, axis=0), _PHOTO_BLOCK, axis=1)
+    mask = _fit(mask, rows, cols)
+    # Dither only the rows and columns that hold photographic blocks.
+    ys, xs = np.nonzero(photo.any(axis=1))[0], np.nonzero(photo.any(axis=0))[0]
+    y0, y1 = ys[0] * _PHOTO_BLOCK, min(rows, (ys[-1] + 1) * _PHOTO_BLOCK)
+    x0, x1 = xs[0] * _PHOTO_BLOCK, min(cols, (xs[-1] + 1) * _PHOTO_BLOCK)
+    area = grey[y0:y1, x0:x1]
+    dithered = area <= _bayer_thresholds(area.shape, origin[0] + x0, origin[1] + y0)
+    ink[y0:y1, x0:x1] = np.where(mask[y0:y1, x0:x1], dithered, ink[y0:y1, x0:x1])
+    return ink
+
+
+def normalise_paper(grey: np.ndarray) -> np.ndarray:
+    """Bring a picture's paper tone to white when it is a scan on tinted paper.
+
+    The paper is the light level that most of the picture sits at: a page of text
+    is mostly paper. A picture whose typical level is dark or spread out (a photo,
+    a grey card) is returned unchanged.
+    """
+    counts = np.bincount(grey.ravel(), minlength=256)
+    total = int(counts.sum())
+    paper = int(np.searchsorted(np.cumsum(counts), total * _PAPER_QUANTILE))
+    if paper < _MIN_PAPER_LEVEL or paper >= 255 - _PAPER_NOISE:
+        return grey
+    band = counts[max(0, paper - _PAPER_BAND) : paper + _PAPER_BAND + 1].sum()
+    if band < total * _PAPER_PEAK_SHARE:
+        return grey
+    white_from = paper - _PAPER_NOISE
+    lut = np.minimum(255, np.arange(256, dtype=np.int32) * 255 // white_from).astype(np.uint8)
+    return lut[grey]
+
+
+def photo_blocks(grey: np.ndarray) -> np.ndarray | None:
+    """Which _PHOTO_BLOCK-sized blocks of ``grey`` are photographic; None when none are.
+
+    Renderers draw text and paths without anti-aliasing, so mid-tones come from
+    images and smooth shading; a block that is mostly mid-tone and little paper is a
+    photo, while scanned text (paper with mid-tones at the stroke edges) is not.
+    """
+    rows, cols = grey.shape
+    if rows < _PHOTO_BLOCK or cols < _PHOTO_BLOCK:
         return None
-    # Renderers draw text and paths without anti-aliasing, so mid-tones come from
-    # images and smooth shading; their local share tells a photo from a scan of text.
-    midtones = grey.point(lambda v: 255 if 40 <= v <= 215 else 0)
-    small = (max(1, grey.width // _PHOTO_BLOCK), max(1, grey.height // _PHOTO_BLOCK))
-    share = midtones.resize(small, Image.Resampling.BOX)
-    cut = round(255 * PHOTO_MIDTONE_SHARE)
-    blocks = share.point(lambda v: 255 if v > cut else 0)
-    if blocks.getbbox() is None:
+    low, high = _MIDTONE
+    block_rows, block_cols = -(-rows // _PHOTO_BLOCK), -(-cols // _PHOTO_BLOCK)
+    padded_rows, padded_cols = block_rows * _PHOTO_BLOCK, block_cols * _PHOTO_BLOCK
+    midtone = (grey >= low) & (grey <= high)
+    paper = grey > high
+    midtone_share = _block_share(midtone, padded_rows, padded_cols)
+    paper_share = _block_share(paper, padded_rows, padded_cols)
+    blocks = (midtone_share > PHOTO_MIDTONE_SHARE) & (paper_share < PHOTO_MAX_PAPER_SHARE)
+    if not blocks.any():
         return None
     # Close small holes (dark or bright patches inside a photo) and grow the edges
     # a little so a photo's border is dithered with it.
-    blocks = blocks.filter(ImageFilter.MaxFilter(3)).filter(ImageFilter.MinFilter(3))
-    blocks = blocks.filter(ImageFilter.MaxFilter(3))
-    mask = blocks.resize(grey.size, Image.Resampling.NEAREST)
-    if regions is not None:
-        allowed = Image.new("L", grey.size, 0)
-        draw = ImageDraw.Draw(allowed)
-        for box in regions:
-            draw.rectangle(box, fill=255)
-        mask = ImageChops.darker(mask, allowed)
-        if mask.getbbox() is None:
-            return None
-    return mask
+    blocks = _grow(_shrink(_grow(blocks)))
+    return _grow(blocks)
 
 
-def ordered_dither(grey: Image.Image) -> Image.Image:
-    """Mode "L" to mode "1" by comparing each pixel with a tiled 8x8 Bayer matrix."""
-    width, height = grey.size
-    rows = []
-    repeats = width // 8 + 1
-    for matrix_row in _BAYER_8:
-        # Thresholds spread over 2..254 so pure white and pure black stay pure.
-        line = bytes(2 + value * 4 for value in matrix_row) * repeats
-        rows.append(line[:width])
-    tile = b"".join(rows)
-    data = (tile * (height // 8 + 1))[: width * height]
-    thresholds = Image.frombytes("L", (width, height), data)
-    # grey - threshold > 0 means lighter than the threshold: paper.
-    difference = ImageChops.subtract(grey, thresholds)
-    return difference.point(lambda v: 255 if v > 0 else 0, mode="1")
+def _block_share(flags: np.ndarray, padded_rows: int, padded_cols: int) -> np.ndarray:
+    rows, cols = flags.shape
+    if (rows, cols) != (padded_rows, padded_cols):
+        padded = np.zeros((padded_rows, padded_cols), dtype=bool)
+        padded[:rows, :cols] = flags
+        flags = padded
+    counts = flags.reshape(padded_rows // _PHOTO_BLOCK, _PHOTO_BLOCK,
+                           padded_cols // _PHOTO_BLOCK, _PHOTO_BLOCK).sum(axis=(1, 3))
+    return counts / (_PHOTO_BLOCK * _PHOTO_BLOCK)
 
 
-def place(content: Image.Image, frame: PageFrame) -> Image.Image:
-    """Centre a bilevel picture in the content area of a white fax page."""
-    page = Image.new("1", (frame.width, frame.rows), 1)
-    left = max(0, (frame.width - content.width) // 2)
-    top = frame.top + max(0, (frame.content_rows - content.height) // 2)
-    page.paste(content, (left, top))
-    return page
+def _grow(blocks: np.ndarray) -> np.ndarray:
+    """3x3 maximum: a block becomes set when any neighbour is."""
+    padded = np.pad(blocks, 1)
+    rows, cols = blocks.shape
+    out = np.zeros_like(blocks)
+    for dy in range(3):
+        for dx in range(3):
+            out |= padded[dy : dy + rows, dx : dx + cols]
+    return out
+
+
+def _shrink(blocks: np.ndarray) -> np.ndarray:
+    """3x3 minimum (the page edge counts as set, so edge photos keep their edge)."""
+    padded = np.pad(blocks, 1, constant_values=True)
+    rows, cols = blocks.shape
+    out = np.ones_like(blocks)
+    for dy in range(3):
+        for dx in range(3):
+            out &= padded[dy : dy + rows, dx : dx + cols]
+    return out
+
+
+def _fit(array: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    return array[:rows, :cols]
+
+
+def _bayer_thresholds(shape: tuple[int, int], x: int, y: int) -> np.ndarray:
+    rows, cols = shape
+    tile = np.roll(_BAYER_THRESHOLDS, (-(y % 8), -(x % 8)), axis=(0, 1))
+    return np.tile(tile, (-(-rows // 8), -(-cols // 8)))[:rows, :cols]
 
 
 def grey_to_page(grey: Image.Image, frame: PageFrame, across: int, down: int,
-                 *, photos: bool = True, regions: list[Box] | None = None) -> Image.Image:
+                 *, photos: bool = True) -> BitPage:
     """Resize an upright grey picture to (across, down), make it bilevel, place it.
 
     ``photos=False`` thresholds everything (for pictures that were black and white
-    to begin with, such as a fax or a scan in bilevel); ``regions`` see photo_mask.
+    to begin with, such as a fax or a scan in bilevel).
     """
-    # Photos are found before resizing: resampling greys the edges of crisp text,
-    # which would then look like a photo to photo_mask.
-    mask = photo_mask(grey, regions) if photos else None
+    if grey.mode != "L":
+        grey = grey.convert("L")
     if grey.size != (across, down):
-        grey = grey.resize((across, down), Image.Resampling.LANCZOS)
-        if mask is not None:
-            mask = mask.resize((across, down), Image.Resampling.NEAREST)
-    if mask is None:
-        bilevel = grey.point(lambda v: 255 if v >= TEXT_THRESHOLD else 0, mode="1")
-    else:
-        bilevel = to_bilevel(grey, mask)
-    return place(bilevel, frame)
+        # reducing_gap: a big photo is first shrunk by an integer factor (fast,
+        # exact box averaging), and only the last step is resampled.
+        grey = grey.resize((across, down), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    canvas = PageCanvas(frame)
+    left, top = frame.placement(across, down)
+    canvas.paste(grey, left, top)
+    boxes = [(left, top, left + across, top + down)] if photos else None
+    return canvas.to_bits(boxes)

@@ -10,9 +10,10 @@ blocks). In order it:
    intermediate fax TIFF below the header margin, collecting every refusal;
 3. renders the cover page, now that the page total is known, and the header line;
 4. assembles the fax: cover first, then the documents in order, each page
-   stamped with the header line and "Page n/total". Without a header line, pages
-   are copied as coded, and a lone fax TIFF that already fits is passed through
-   byte for byte.
+   stamped with the header line and "Page n/total". Pages are copied as coded;
+   the header line is coded on its own and spliced in front of each G4 page
+   (G3 pages are decoded, stamped and coded again). Without a header line, a lone
+   fax TIFF that already fits is passed through byte for byte.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from pathlib import Path
 from PIL import Image
 
 from renderers import detect
-from renderers.faxtiff import FaxTiffWriter, read_encoded_pages
-from renderers.header import stamp
+from renderers.faxtiff import FaxTiffWriter, encode_page, read_encoded_pages, splice_g4_top
+from renderers.header import header_rows, stamp
 from renderers.images import image_size
 from renderers.jobs import (
     CoverJob, DocumentJob, HeaderJob, JobResult, render_cover, render_document, render_header,
@@ -210,13 +211,22 @@ def _assemble(parts: list[tuple[str, Path, int]], out_path: Path, options: Rende
     number = 0
     with FaxTiffWriter(out_path, resolution=options.resolution, compression=options.compression) as writer:
         for _name, path, _pages in parts:
+            encoded_pages = read_encoded_pages(path)
             if not with_header:
-                for encoded in read_encoded_pages(path):
+                for encoded in encoded_pages:
                     writer.add_encoded_page(encoded)
                 continue
-            # Our own intermediate files: decoding them here is safe and fast.
-            with Image.open(path) as tiff:
-                for index in range(tiff.n_frames):
+            for index, encoded in enumerate(encoded_pages):
+                number += 1
+                top = header_rows(strip, number, total, frame)
+                if options.compression == "g4":
+                    try:
+                        writer.add_encoded_page(splice_g4_top(encoded, frame.top,
+                                                              encode_page(top, "g4")))
+                        continue
+                    except ValueError:
+                        pass  # not blank at the top after all: stamp it the slow way
+                # Our own intermediate files: decoding them here is safe.
+                with Image.open(path) as tiff:
                     tiff.seek(index)
-                    number += 1
                     writer.add_page(stamp(tiff.convert("1"), strip, number, total, frame))
