@@ -106,6 +106,12 @@ class App:
             duplicate_window_hours=s.intake.duplicate_window_hours,
         )
         self.intake.start()
+        if s.queue.defer_while_receiving_ms:
+            # Accept first, process later: rendering waits while senders wait for 250s.
+            window, intake = s.queue.defer_while_receiving_ms / 1000, self.intake
+            for runner in self.runners:
+                if isinstance(runner, IntakeRunner):
+                    runner.defer_while(lambda: intake.received_within(window), max_seconds=s.queue.max_deferral_seconds)
         grammar = RecipientGrammar(
             s.service.fax_domains,
             s.service.default_region,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -91,6 +92,11 @@ class DurableIntake:
         self._pending: list[_Pending] = []
         self._arrived = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
+        self._last_accepted = float("-inf")
+
+    def received_within(self, seconds: float) -> bool:
+        """Was a message accepted in the last `seconds`? (Runners defer to intake.)"""
+        return time.monotonic() - self._last_accepted < seconds
 
     def start(self) -> None:
         self._committer = asyncio.create_task(self._commit_groups(), name="intake-committer")
@@ -175,6 +181,7 @@ class DurableIntake:
             for pending, result in zip(group, results, strict=True):
                 if not pending.future.done():
                     pending.future.set_result(result)
+            self._last_accepted = time.monotonic()
             self.queue.wake(QUEUE_INTAKE)
 
     async def _commit(self, group: list[_Pending]) -> list[Accepted]:

@@ -14,14 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import traceback
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 from bridge.logcontext import current_job
 from bridge.models import Job
 from bridge.queue import FAILED, JobQueue, LeaseLost
 
 log = logging.getLogger("bridge.runner")
+
+# How often a deferring runner looks again whether it may work.
+DEFER_CHECK_SECONDS = 0.05
 
 
 class Runner(ABC):
@@ -33,7 +38,25 @@ class Runner(ABC):
         self.poll_seconds = poll_seconds
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._busy = 0
+        # See defer_while(): a predicate meaning "something more urgent is going on".
+        self._defer_while: Callable[[], bool] | None = None
+        self._max_deferral = 0.0
+        self._deferring_since: float | None = None
+
+    def defer_while(self, busy: Callable[[], bool], *, max_seconds: float) -> None:
+        """Start no new job while `busy()` is true, for at most `max_seconds` at a
+        stretch (after that, work goes on regardless, so nothing starves)."""
+        self._defer_while = busy
+        self._max_deferral = max_seconds
+
+    def _should_defer(self) -> bool:
+        if self._defer_while is None or not self._defer_while():
+            self._deferring_since = None
+            return False
+        now = time.monotonic()
+        if self._deferring_since is None:
+            self._deferring_since = now
+        return now - self._deferring_since < self._max_deferral
 
     @abstractmethod
     async def handle(self, job: Job) -> None:
@@ -60,6 +83,9 @@ class Runner(ABC):
 
     async def _work(self) -> None:
         while not self._stopping.is_set():
+            if self._should_defer():
+                await asyncio.sleep(DEFER_CHECK_SECONDS)
+                continue
             try:
                 job = await self.queue.claim(self.queue_name)
             except Exception:

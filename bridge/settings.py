@@ -136,6 +136,8 @@ class QueueSettings(_Section):
     lease_seconds: float = Field(gt=0)
     poll_seconds: float = Field(gt=0)
     intake_workers: int = Field(ge=1, le=64)
+    defer_while_receiving_ms: float = Field(ge=0)
+    max_deferral_seconds: float = Field(ge=0)
     shutdown_grace_seconds: float = Field(ge=0)
 
 
