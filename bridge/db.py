@@ -40,13 +40,18 @@ class Database:
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         if self.is_sqlite:
             _ensure_sqlite_directory(url)
-            self.engine: AsyncEngine = create_async_engine(
-                url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
-            )
-            _configure_sqlite(self.engine)
+            connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+            self.engine: AsyncEngine = create_async_engine(url, echo=echo, connect_args=connect_args)
+            _configure_sqlite(self.engine, begin="BEGIN IMMEDIATE")
+            # Readers get their own connections that begin DEFERRED: in WAL mode they
+            # never wait for the writer, and never make it wait.
+            self.read_engine: AsyncEngine = create_async_engine(url, echo=echo, connect_args=connect_args)
+            _configure_sqlite(self.read_engine, begin="BEGIN")
         else:
             self.engine = create_async_engine(url, echo=echo, pool_pre_ping=True)
+            self.read_engine = self.engine
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
         # SQLite has one writer at a time. Writers of this process queue on this lock
         # instead of on SQLite's busy handler, which sleeps in steps of up to 100 ms and
         # would stall the intake's group commits behind a runner's small write.
@@ -73,11 +78,13 @@ class Database:
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
         """A session for queries only (nothing it changes is committed)."""
-        async with self._sessions() as session:
+        async with self._read_sessions() as session:
             yield session
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()
 
 
 class WriterGate:
@@ -124,12 +131,12 @@ def _ensure_sqlite_directory(url: str) -> None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, *, begin: str) -> None:
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
-        # Take transaction control from the driver so BEGIN IMMEDIATE below is the only
+        # Take transaction control from the driver so the BEGIN below is the only
         # BEGIN (pysqlite's implicit BEGIN is deferred and breaks writer ordering).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -143,4 +150,4 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(connection) -> None:  # type: ignore[no-untyped-def]
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql(begin)
