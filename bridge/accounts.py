@@ -157,6 +157,8 @@ class SenderCheck:
         self.db = db
         self.cache_seconds = cache_seconds
         self._cache: dict[tuple[str, str, str | None], tuple[float, SenderIdentity]] = {}
+        # Checks under way, so that sessions arriving together ask the database once.
+        self._asking: dict[tuple[str, str, str | None], asyncio.Future[SenderIdentity]] = {}
 
     async def check(
         self, envelope_from: str, from_header: str | None, auth_login: str | None = None
@@ -169,11 +171,28 @@ class SenderCheck:
         cached = self._cache.get(key)
         if cached is not None and cached[0] > now:
             return cached[1]
-        identity = await self._check(envelope_from, from_address, auth_login)
-        if self.cache_seconds:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[key] = (now + self.cache_seconds, identity)
+        if not self.cache_seconds:
+            return await self._check(envelope_from, from_address, auth_login)
+        asking = self._asking.get(key)
+        if asking is not None:
+            return await asyncio.shield(asking)
+        asking = self._asking[key] = asyncio.get_running_loop().create_future()
+        try:
+            identity = await self._check(envelope_from, from_address, auth_login)
+        except Exception as error:
+            asking.set_exception(error)
+            asking.exception()  # marked retrieved: the waiters re-raise it themselves
+            raise
+        except BaseException:
+            asking.cancel()
+            raise
+        else:
+            asking.set_result(identity)
+        finally:
+            del self._asking[key]
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[key] = (now + self.cache_seconds, identity)
         return identity
 
     async def _check(self, envelope_from: str, from_address: str, auth_login: str | None) -> SenderIdentity:

@@ -111,9 +111,9 @@ class DurableIntake:
         self._writers.shutdown(wait=True)
 
     async def accept(self, submitted: Submitted) -> Accepted:
-        content_sha256 = hashlib.sha256(submitted.content).hexdigest()
+        # One hash serves both: the stored content hash and the duplicate key.
+        fingerprint = content_sha256 = content_fingerprint(submitted.content)
         dedup_key = None
-        fingerprint = content_fingerprint(submitted.content)
         if submitted.message_id:
             dedup_key = hashlib.sha256(
                 "\0".join(

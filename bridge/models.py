@@ -145,6 +145,7 @@ class Submission(Base):
     recipients: Mapped[list[Any]] = mapped_column(default=list)
     from_header: Mapped[str] = mapped_column(String(320), default="")
     message_id: Mapped[str] = mapped_column(String(998), default="")
+    # sha256 of the message without the trace fields relays prepend (intake.content_fingerprint)
     content_sha256: Mapped[str] = mapped_column(String(64))
     # sha256 of sender, Message-ID and content: a resubmission within the window is
     # acknowledged and not processed again.

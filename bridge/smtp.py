@@ -33,7 +33,10 @@ from bridge.settings import ListenerSettings, SmtpSettings
 
 log = logging.getLogger("bridge.smtp")
 
-_HEADER_PARSER = BytesHeaderParser(policy=policy.default)
+# compat32: only From: and Message-ID: are read here, as raw text; the modern policy's
+# header objects cost more than the rest of DATA handling (the parse step reads the
+# whole message properly later).
+_HEADER_PARSER = BytesHeaderParser(policy=policy.compat32)
 
 
 def _header_block(content: bytes) -> bytes:
