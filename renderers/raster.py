@@ -51,20 +51,28 @@ _PAPER_PEAK_SHARE = 0.40
 _PAPER_BAND = 24
 # Levels this far below the paper tone still count as paper (scanner noise, grain).
 _PAPER_NOISE = 12
-# 8x8 Bayer matrix: the classic recursive ordered-dither index pattern.
-_BAYER_8 = np.array((
-    (0, 32, 8, 40, 2, 34, 10, 42),
-    (48, 16, 56, 24, 50, 18, 58, 26),
-    (12, 44, 4, 36, 14, 46, 6, 38),
-    (60, 28, 52, 20, 62, 30, 54, 22),
-    (3, 35, 11, 43, 1, 33, 9, 41),
-    (51, 19, 59, 27, 49, 17, 57, 25),
-    (15, 47, 7, 39, 13, 45, 5, 37),
-    (63, 31, 55, 23, 61, 29, 53, 21),
-), dtype=np.uint8)
-# Thresholds spread over 2..254 so pure white and pure black stay pure: a pixel is
-# ink when it is at most its cell's threshold.
-_BAYER_THRESHOLDS = (2 + _BAYER_8.astype(np.int32) * 4).astype(np.uint8)
+# Photographic areas are dithered with a clustered-dot ordered dither: an 8x8
+# threshold matrix whose thresholds grow outwards from two dot centres, so the ink
+# forms round dots on a 45-degree screen (36 lines per inch at 204 dpi), as a
+# printed halftone does. It reproduces 64 grey levels like a dispersed (Bayer)
+# matrix, but with a quarter of the black/white changes per row and rows that
+# repeat the row above, which is what G4 codes cheaply: 3-4x fewer bytes.
+def _clustered_dot_thresholds() -> np.ndarray:
+    centres = (np.arange(8) + 0.5) * np.pi / 4
+    # Spot function: 1 at the dot centres (0, 0) and (4, 4), -1 between them.
+    spot = np.cos(centres)[:, None] * np.cos(centres)[None, :]
+    # Ties broken by the angle around the centre, so dots grow evenly.
+    ys, xs = np.mgrid[0:8, 0:8]
+    angle = np.arctan2((ys + 0.5) % 4 - 2, (xs + 0.5) % 4 - 2)
+    order = np.lexsort((angle.ravel(), -spot.ravel()))
+    rank = np.empty(64, dtype=np.int32)
+    rank[order] = np.arange(64)
+    # Thresholds spread over 2..254 so pure white and pure black stay pure: a pixel
+    # is ink when it is at most its cell's threshold.
+    return (2 + rank.reshape(8, 8) * 4).astype(np.uint8)
+
+
+_DITHER_THRESHOLDS = _clustered_dot_thresholds()
 
 Box = tuple[int, int, int, int]   # left, top, right, bottom (right and bottom exclusive)
 
@@ -163,7 +171,7 @@ def picture_ink(grey: np.ndarray, origin: tuple[int, int] = (0, 0)) -> np.ndarra
     y0, y1 = ys[0] * _PHOTO_BLOCK, min(rows, (ys[-1] + 1) * _PHOTO_BLOCK)
     x0, x1 = xs[0] * _PHOTO_BLOCK, min(cols, (xs[-1] + 1) * _PHOTO_BLOCK)
     area = grey[y0:y1, x0:x1]
-    dithered = area <= _bayer_thresholds(area.shape, origin[0] + x0, origin[1] + y0)
+    dithered = area <= _dither_thresholds(area.shape, origin[0] + x0, origin[1] + y0)
     ink[y0:y1, x0:x1] = np.where(mask[y0:y1, x0:x1], dithered, ink[y0:y1, x0:x1])
     return ink
 
@@ -208,9 +216,14 @@ def photo_blocks(grey: np.ndarray) -> np.ndarray | None:
     blocks = (midtone_share > PHOTO_MIDTONE_SHARE) & (paper_share < PHOTO_MAX_PAPER_SHARE)
     if not blocks.any():
         return None
+    # Drop clusters narrower than 5 blocks (80 px, 0.4 in): a photo is an area, while
+    # a line of bold or faded scanned text only looks like one in a few blocks.
+    blocks = _grow(_grow(_shrink(_shrink(blocks))))
+    if not blocks.any():
+        return None
     # Close small holes (dark or bright patches inside a photo) and grow the edges
     # a little so a photo's border is dithered with it.
-    blocks = _grow(_shrink(_grow(blocks)))
+    blocks = _shrink(_grow(blocks))
     return _grow(blocks)
 
 
@@ -251,9 +264,9 @@ def _fit(array: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return array[:rows, :cols]
 
 
-def _bayer_thresholds(shape: tuple[int, int], x: int, y: int) -> np.ndarray:
+def _dither_thresholds(shape: tuple[int, int], x: int, y: int) -> np.ndarray:
     rows, cols = shape
-    tile = np.roll(_BAYER_THRESHOLDS, (-(y % 8), -(x % 8)), axis=(0, 1))
+    tile = np.roll(_DITHER_THRESHOLDS, (-(y % 8), -(x % 8)), axis=(0, 1))
     return np.tile(tile, (-(-rows // 8), -(-cols // 8)))[:rows, :cols]
 
 

@@ -13,7 +13,7 @@ import struct
 import zipfile
 import zlib
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageChops, ImageDraw
 from pypdf import PdfReader, PdfWriter
 from weasyprint import HTML
 
@@ -32,6 +32,29 @@ def html_pdf(body: str, *, size: str = "A4", css: str = "", pages: int = 1) -> b
 def text_pdf(pages: int = 1, size: str = "A4") -> bytes:
     words = " ".join(WORDS)
     return html_pdf(f"<p style='font: 16pt sans-serif; margin: 30mm'>{words}</p>", size=size, pages=pages)
+
+
+def tinted_scan_pdf() -> bytes:
+    """text_pdf as a 150-dpi greyscale scan of yellowed paper: paper at grey ~200
+    with grain, ink at ~60, soft edges, stored as JPEG in a PDF (as scanners do)."""
+    import random
+
+    import pypdfium2 as pdfium
+    from PIL import ImageFilter
+
+    document = pdfium.PdfDocument(text_pdf())
+    try:
+        clean = document[0].render(scale=150 / 72, grayscale=True).to_pil().convert("L")
+    finally:
+        document.close()
+    tinted = clean.point(lambda v: 60 + v * (200 - 60) // 255)
+    noise = random.Random(3)
+    grain = Image.frombytes("L", tinted.size, bytes(noise.randrange(0, 24) for _ in range(tinted.width * tinted.height)))
+    scan = ImageChops.subtract(ImageChops.add(tinted, grain), Image.new("L", tinted.size, 12))
+    scan = scan.filter(ImageFilter.GaussianBlur(0.7))
+    out = io.BytesIO()
+    scan.save(out, format="PDF", resolution=150)
+    return out.getvalue()
 
 
 def framed_pdf(size: str) -> bytes:

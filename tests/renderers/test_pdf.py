@@ -49,6 +49,21 @@ def test_rendered_pdf_text_is_legible_to_ocr(tmp_path, check_fax):
         assert word in text, (word, text)
 
 
+def test_scanned_text_on_tinted_paper_is_thresholded_not_dithered(tmp_path, check_fax):
+    # A grey scan of yellowed paper is ink on paper, not a photo: the paper must come
+    # out white and the text solid (dithering it made such pages 10x larger and
+    # dotted), and the words must stay readable.
+    _, out = _render(tmp_path, SourceDocument("scan.pdf", documents.tinted_scan_pdf()))
+    [page] = check_fax(out, pages=1)
+    text = ocr(page, tmp_path).upper()
+    for word in documents.WORDS:
+        assert word in text, (word, text)
+    left, top, right, _ = ink_box(page)
+    # The 30 mm margin above the text is bare paper: not a single dot in it.
+    assert ink_box(page.crop((300, 60, 1400, top - 10))) is None
+    assert out.stat().st_size < 40_000
+
+
 def test_password_protected_pdf_is_refused_with_its_name(tmp_path):
     with pytest.raises(DocumentRefused) as refused:
         _render(tmp_path, SourceDocument("secret.pdf", documents.encrypted_pdf()))
