@@ -9,8 +9,10 @@ spool before the queue row commits, so a notice is never lost and never half-wri
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import formatdate, getaddresses, make_msgid
+from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +27,12 @@ class Outbox:
         self.spool = spool
         self.queue = queue
         self.mail_domain = mail_domain
+        # DKIM (bridge.dkim): set once at start-up by the inbound component.
+        self.signer: Callable[[bytes], bytes] | None = None
+
+    def use_signer(self, sign: Callable[[bytes], bytes]) -> None:
+        """Sign every message from now on, as it is stored (blocking; runs in a thread)."""
+        self.signer = sign
 
     async def enqueue(
         self, tx: AsyncSession, message: EmailMessage, *, kind: str, about_job: str | None = None
@@ -37,8 +45,11 @@ class Outbox:
             message["Date"] = formatdate(localtime=False, usegmt=True)
         rcpt_tos = [address for _, address in getaddresses(message.get_all("To", []) + message.get_all("Cc", [])) if address]
         mail_from = getaddresses([message.get("Return-Path", "") or message.get("From", "")])[0][1]
+        # Return-Path names the envelope sender (VERP); the final delivery adds it as a
+        # header (RFC 5321 4.4), so it is not sent.
+        del message["Return-Path"]
         path = self.spool.outgoing_path(mail_id)
-        await asyncio.to_thread(write_durably, path, message.as_bytes())
+        await asyncio.to_thread(self._write, path, message)
         JobQueue.add(
             tx,
             QUEUE_MAIL,
@@ -47,3 +58,9 @@ class Outbox:
         )
         event.listen(tx.sync_session, "after_commit", lambda _session: self.queue.wake(QUEUE_MAIL), once=True)
         return mail_id
+
+    def _write(self, path: Path, message: EmailMessage) -> None:
+        data = message.as_bytes()
+        if self.signer is not None:
+            data = self.signer(data)  # signed as stored: nothing changes the bytes later
+        write_durably(path, data)

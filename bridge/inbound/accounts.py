@@ -1,0 +1,198 @@
+"""Mail tokens and the account changes customers' mail causes: opting out of
+promotional mail (R-MAIL-1, R-ACCT-5 (iii)) and bounces (R-ACCT-5 (ii)).
+
+Where it sits: the `decorate` and `deliver` steps get tokens here for the
+List-Unsubscribe links and the VERP envelope sender; the HTTP endpoint
+(bridge/http.py) and the `unsubscribe+TOKEN@` handler call `OptOuts.unsubscribe`;
+the `bounces+TOKEN@` handler calls `Bounces.record`. Each change is one transaction,
+written with its event (and notice) before the caller answers 200 or 250.
+
+Tokens: 160 random bits (secrets), hex so that a mail system that lower-cases local
+parts cannot break them; each is bound to one account (and, for bounces, to one
+delivery address, so a DSN that names no recipient still says who bounced).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bridge.inbound.messages import account_notice
+from bridge.inbound.models import DeliveryHealth, MailEvent, MailToken
+from bridge.models import Account, utcnow
+from bridge.outbox import Outbox
+from bridge.settings import Settings
+
+log = logging.getLogger("bridge.inbound.accounts")
+
+Purpose = Literal["unsubscribe", "bounce"]
+
+
+def new_token() -> str:
+    return secrets.token_hex(20)
+
+
+async def token_for(tx: AsyncSession, purpose: Purpose, account_id: int, address: str = "") -> str:
+    """The account's (and address's) token for `purpose`, made on first use."""
+    existing = await tx.scalar(
+        select(MailToken.token).where(
+            MailToken.purpose == purpose, MailToken.account_id == account_id, MailToken.address == address
+        )
+    )
+    if existing is not None:
+        return existing
+    token = new_token()
+    tx.add(MailToken(token=token, purpose=purpose, account_id=account_id, address=address))
+    await tx.flush()
+    return token
+
+
+async def owner_of(tx: AsyncSession, purpose: Purpose, token: str) -> MailToken | None:
+    return await tx.scalar(
+        select(MailToken).where(MailToken.token == token.strip().lower(), MailToken.purpose == purpose)
+    )
+
+
+def verp_sender(settings: Settings, token: str) -> str:
+    """The envelope sender of customer mail: bounces come back to `bounces+TOKEN@`."""
+    return f"bounces+{token}@{settings.service.primary_domain}"
+
+
+def close_account(tx: AsyncSession, account: Account, *, via: str, reason: str) -> None:
+    """Close the account; the retention purge removes its documents (R-STORE-2)."""
+    account.state = "closed"
+    tx.add(MailEvent(account_id=account.id, kind="closed", via=via, detail=reason))
+    log.info("account %s closed: %s", account.id, reason)
+
+
+@dataclass(frozen=True)
+class OptOutResult:
+    account_id: int
+    already: bool
+    closed: bool
+
+
+class OptOuts:
+    """R-MAIL-1: a customer opts out of promotional mail (one click or one mail)."""
+
+    def __init__(self, settings: Settings, outbox: Outbox) -> None:
+        self.settings = settings
+        self.outbox = outbox
+
+    async def unsubscribe(self, tx: AsyncSession, token: str, *, via: str) -> OptOutResult | None:
+        """Opt the token's account out; None for a token that is not ours."""
+        owner = await owner_of(tx, "unsubscribe", token)
+        if owner is None:
+            return None
+        account = await tx.get(Account, owner.account_id)
+        if account is None:
+            return None
+        if not account.promo_opt_in or account.state == "closed":
+            return OptOutResult(account.id, already=True, closed=account.state == "closed")
+        account.promo_opt_in = False
+        tx.add(MailEvent(account_id=account.id, kind="opt-out", via=via))
+        closed = account.plan in self.settings.inbound.close_on_opt_out
+        if closed:
+            # R-ACCT-5 (iii): a Free account that opts out is closed, and told so.
+            close_account(tx, account, via=via, reason="opted out of promotional mail (R-ACCT-5 (iii))")
+            await self.outbox.enqueue(tx, self._closing_notice(account), kind="account-closed")
+        log.info("account %s opted out of promotional mail via %s%s", account.id, via, "; closed" if closed else "")
+        return OptOutResult(account.id, already=False, closed=closed)
+
+    def _closing_notice(self, account: Account) -> EmailMessage:
+        service = self.settings.service
+        numbers = ", ".join(n.e164 for n in account.numbers) or "your fax number"
+        body = (
+            "Hello,\n\n"
+            f"You asked us to stop sending you news and offers from {service.name}. We have done so.\n\n"
+            f"Free accounts come with that mail, so as our terms say, your free account\n"
+            f"(number {numbers}) is now closed: faxes to it are no longer delivered, and the\n"
+            "faxes we kept for you will be deleted.\n\n"
+            "If you want to keep a fax number without news and offers, sign up for a paid plan.\n"
+        )
+        return account_notice(self.settings, to=account.delivery_addresses(), subject=f"Your {service.name} account is closed", body=body)
+
+
+BounceKind = Literal["hard", "soft", "none"]
+
+
+@dataclass(frozen=True)
+class BounceResult:
+    account_id: int
+    address: str
+    kind: BounceKind
+    failing: bool
+    closed: bool
+
+
+class Bounces:
+    """R-ACCT-5 (ii): mail to a delivery address that bounces."""
+
+    def __init__(self, settings: Settings, outbox: Outbox) -> None:
+        self.settings = settings
+        self.outbox = outbox
+
+    async def record(self, tx: AsyncSession, token: str, kind: BounceKind, status: str) -> BounceResult | None:
+        owner = await owner_of(tx, "bounce", token)
+        if owner is None:
+            return None
+        account = await tx.get(Account, owner.account_id)
+        if account is None:
+            return None
+        address = owner.address
+        if kind == "none":
+            return BounceResult(account.id, address, kind, failing=False, closed=False)
+        health = await tx.scalar(
+            select(DeliveryHealth).where(DeliveryHealth.account_id == account.id, DeliveryHealth.address == address)
+        )
+        if health is None:
+            health = DeliveryHealth(account_id=account.id, address=address, hard_bounces=0, soft_bounces=0,
+                                    failing=False, last_status="")
+            tx.add(health)
+        health.last_status = status[:200]
+        health.last_bounce_at = utcnow()
+        tx.add(MailEvent(account_id=account.id, kind="bounce", via="dsn", detail=f"{address}: {kind} {status}"[:1000]))
+        if kind == "soft":
+            health.soft_bounces += 1
+            return BounceResult(account.id, address, kind, failing=health.failing, closed=False)
+        health.hard_bounces += 1
+        newly_failing = not health.failing and health.hard_bounces >= self.settings.inbound.hard_bounces_to_fail
+        closed = False
+        if newly_failing:
+            health.failing = True
+            await tx.flush()
+            working = await working_addresses(tx, account)
+            if not working and account.plan in self.settings.inbound.close_on_bounces and account.state != "closed":
+                close_account(tx, account, via="dsn", reason="no delivery address accepts our mail (R-ACCT-5 (ii))")
+                closed = True
+            elif working:
+                await self.outbox.enqueue(tx, self._failing_notice(account, address, status, working), kind="address-failing")
+            log.info("account %s: delivery address %s is failing (%s)%s", account.id, address, status,
+                     "; account closed" if closed else "")
+        return BounceResult(account.id, address, kind, failing=health.failing, closed=closed)
+
+    def _failing_notice(self, account: Account, address: str, status: str, working: list[str]) -> EmailMessage:
+        body = (
+            "Hello,\n\n"
+            f"Mail we send to {address}, one of the addresses your faxes are delivered to, is\n"
+            f"refused by the receiving mail system ({status}).\n\n"
+            "We no longer deliver faxes to that address; the others still get them. Please\n"
+            "check the address, or replace it with one that works.\n"
+        )
+        return account_notice(self.settings, to=working, subject=f"Faxes cannot be delivered to {address}", body=body)
+
+
+async def working_addresses(tx: AsyncSession, account: Account) -> list[str]:
+    """The account's delivery addresses that are not failing."""
+    failing = set(
+        (await tx.scalars(
+            select(DeliveryHealth.address).where(DeliveryHealth.account_id == account.id, DeliveryHealth.failing.is_(True))
+        )).all()
+    )
+    return [a for a in account.delivery_addresses() if a not in failing]
