@@ -105,3 +105,21 @@ def test_retention_purges_exactly_what_it_should(running: Running, one_page: Pat
     for fax_id in set(after) - gone:
         assert Path(after[fax_id]["tiff_path"]).exists()
     assert running.run(running.inbound.retention.purge_once()) == 0
+
+
+def test_the_cli_lists_exports_blocks_and_prints_dns_records(running: Running, one_page: Path) -> None:
+    account = customer(running.site, "cli@example.com", NUMBER, plan="plus")
+    running.fax_to(NUMBER, one_page)
+    running.wait_for_mail("cli@example.com")
+    [row] = running.fax_rows()
+    listing = running.site.cli("inbound", "list", str(account)).stdout
+    assert row["id"] in listing and "delivered" in listing
+    out = running.site.root / "out.pdf"
+    running.site.cli("inbound", "export", str(account), row["id"], str(out))
+    assert out.read_bytes() == Path(row["pdf_path"]).read_bytes()
+    running.site.cli("inbound", "block", str(account), "--caller", CALLER)
+    assert running.site.query("SELECT kind, value FROM blocked_senders")[0]["value"] == CALLER
+    records = running.site.cli("dkim", "keygen").stdout
+    assert running.inbound.signer is not None
+    [(name, value)] = running.inbound.signer.dns_records()
+    assert f'{name}. IN TXT "{value}"' in records and "v=spf1" in records and "_dmarc.fax.test" in records
