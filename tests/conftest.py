@@ -11,6 +11,9 @@ import pytest
 from bridge import schema
 from bridge.accounts import create_account
 from bridge.db import Database
+from bridge.models import utcnow
+from bridge.money.meter import Metering
+from bridge.money.payments import put_card_on_file
 from tests.support import Site, ThreadedServer
 
 
@@ -28,8 +31,16 @@ def server(site: Site) -> Iterator[ThreadedServer]:
         running.stop()
 
 
-def register(site: Site, *senders: str, pin: str | None = None, state: str = "active", plan: str = "plus") -> int:
-    """Register an account straight in the database; returns its id."""
+# The offline development processor's card that always approves (bridge.money.processor).
+APPROVING_CARD = "4242424242424242"
+
+
+def register(
+    site: Site, *senders: str, pin: str | None = None, state: str = "active", plan: str = "plus",
+    card: str | None = APPROVING_CARD,
+) -> int:
+    """Register an account straight in the database, with a card on file for its
+    deposit (R-DEP-1) unless `card` is None; returns its id."""
     settings = site.settings()
     schema.upgrade(settings.database.url)
 
@@ -39,6 +50,11 @@ def register(site: Site, *senders: str, pin: str | None = None, state: str = "ac
             async with db.transaction() as tx:
                 account = await create_account(tx, senders=list(senders), plan=plan, pin=pin)
                 account.state = state
+            if card:
+                processor = Metering(settings, db).processor
+                token = await processor.tokenize(card)
+                async with db.transaction() as tx:
+                    await put_card_on_file(tx, account_id=account.id, processor_name=processor.name, token=token, at=utcnow())
             return account.id
         finally:
             await db.close()

@@ -85,6 +85,8 @@ lease_seconds = 30
 shutdown_grace_seconds = 5
 [smtp]
 hostname = "faxbridge.test"
+[http]
+port = 0
 
 [[smtp.listeners]]
 name = "mx"

@@ -28,7 +28,7 @@ from bridge.models import Account
 from bridge.money.billing import BillingCycle, add_months
 from bridge.money.meter import Metering
 from bridge.money.models import BillingAccount, CardCharge, LedgerEntry, PaymentMethod
-from bridge.money.payments import DEPOSIT_PURPOSES, active_card
+from bridge.money.payments import DEPOSIT_PURPOSES, active_card, put_card_on_file
 from bridge.money.processor import ProcessorError
 from bridge.outbox import Outbox
 from bridge.queue import JobQueue
@@ -210,11 +210,8 @@ def _card(settings: Settings, args: argparse.Namespace) -> int:
         except ProcessorError as error:
             raise CommandError(str(error)) from None
         async with db.transaction() as tx:
-            for old in await tx.scalars(select(PaymentMethod).where(PaymentMethod.account_id == account.id,
-                                                                  PaymentMethod.state == "active")):
-                old.state = "removed"
-            tx.add(PaymentMethod(account_id=account.id, processor=cycle.metering.processor.name, token=token.token,
-                                 brand=token.brand, last4=token.last4, state="active", created_at=cycle.clock()))
+            await put_card_on_file(tx, account_id=account.id, processor_name=cycle.metering.processor.name,
+                                   token=token, at=cycle.clock())
         print(f"account {account.id}: {token.brand} card ending {token.last4} on file")
         # R-DEP-5: a deposit that paid fees is restored as soon as the card works again.
         if await cycle.restore_deposits():

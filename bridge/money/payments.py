@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bridge.db import Database
 from bridge.money.ledger import Ledger, Money
 from bridge.money.models import BillingAccount, CardCharge, PaymentMethod
-from bridge.money.processor import ChargeResult, PaymentProcessor
+from bridge.money.processor import CardToken, ChargeResult, PaymentProcessor
 
 log = logging.getLogger("bridge.money.payments")
 
@@ -46,6 +47,22 @@ class Outcome:
     amount_minor: int
     decline_reason: str
     last4: str
+
+
+async def put_card_on_file(
+    tx: AsyncSession, *, account_id: int, processor_name: str, token: CardToken, at: datetime
+) -> PaymentMethod:
+    """Make `token` the account's one active card; earlier cards stay, marked removed."""
+    for old in await tx.scalars(
+        select(PaymentMethod).where(PaymentMethod.account_id == account_id, PaymentMethod.state == "active")
+    ):
+        old.state = "removed"
+    method = PaymentMethod(
+        account_id=account_id, processor=processor_name, token=token.token,
+        brand=token.brand, last4=token.last4, state="active", created_at=at,
+    )
+    tx.add(method)
+    return method
 
 
 async def active_card(tx: AsyncSession, account_id: int) -> PaymentMethod | None:

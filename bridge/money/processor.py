@@ -117,11 +117,11 @@ class OfflineProcessor:
 
     # --- its own books: a separate SQLite file, used from a worker thread ----------------
     def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=FULL")
         if not self._ready:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             connection.executescript(
                 """
                 CREATE TABLE IF NOT EXISTS tokens (

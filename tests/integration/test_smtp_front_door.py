@@ -181,7 +181,7 @@ def test_numbers_that_cannot_be_valid_are_refused_550_5_1_3(site, server, alice,
         assert code == 550 and reply.startswith(b"5.1.3") and reason in reply, reply
 
 
-@pytest.mark.parametrize("local_part", ["signup", "abuse", "account", "broadcast", "unsubscribe+abcdefgh12", "bounces+abcdefgh12", "postmaster-nobody"])
+@pytest.mark.parametrize("local_part", ["signup", "abuse", "account", "broadcast", "postmaster-nobody", "unsubscribe", "bounces+x"])
 def test_service_addresses_without_a_handler_yet_are_unknown_550_5_1_1(site, server, alice, local_part):
     with client(site) as connection:
         connection.mail(alice)

@@ -221,3 +221,27 @@ def _at(value: str):
     from datetime import datetime
 
     return datetime.fromisoformat(value)
+
+
+def test_a_fax_to_another_customers_number_arrives_in_their_inbox_as_a_pdf(running):
+    site = running
+    bob = register(site, "bob@example.com")
+    site.cli("number", "add", "+15550300001", "--account", str(bob))
+    job_id = send_fax(site, "alice@example.com", ["+15550300001"], pages=2, subject="For Bob")
+    assert receipt_of(site, "alice@example.com", job_id)["Subject"] == "Sent: For Bob"
+
+    def inbound_mail():
+        for raw in site.mailbox("bob@example.com"):
+            message = BytesParser(policy=policy.default).parsebytes(raw)
+            if any(part.get_content_type() == "application/pdf" for part in message.iter_attachments()):
+                return message
+        return None
+
+    mail = wait_for(inbound_mail, timeout=60, what="Bob's inbound fax mail")
+    assert "3 pages" in mail["Subject"] or "3 page" in mail["Subject"], mail["Subject"]
+    [pdf] = [p for p in mail.iter_attachments() if p.get_content_type() == "application/pdf"]
+    from io import BytesIO
+
+    from pypdf import PdfReader
+
+    assert len(PdfReader(BytesIO(pdf.get_content())).pages) == 3  # cover + 2 pages, as sent
