@@ -18,12 +18,14 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from bridge import schema
+from bridge.abuse.component import abuse_component
 from bridge.accounts import SenderCheck
 from bridge.addresses import RecipientGrammar
 from bridge.components import Component, ComponentFactory, ServiceMailHandler, Services
 from bridge.db import Database
 from bridge.dialplan import DialPlan
 from bridge.faxline.virtual import VirtualLine
+from bridge.inbound.component import InboundComponent
 from bridge.intake import DurableIntake
 from bridge.mail import MailRunner, MaildirTransport, MailTransport, SmtpRelayTransport
 from bridge.money.component import MoneyComponent
@@ -42,7 +44,7 @@ from handlers.registry import INTAKE_STEPS
 log = logging.getLogger("bridge.app")
 
 # The areas that plug into the app (see bridge.components); each adds one line here.
-COMPONENTS: tuple[ComponentFactory, ...] = (MoneyComponent,)
+COMPONENTS: tuple[ComponentFactory, ...] = (MoneyComponent, abuse_component, InboundComponent)
 
 
 class App:

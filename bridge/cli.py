@@ -42,7 +42,7 @@ log = logging.getLogger("bridge.cli")
 # Modules that add their own commands: each has `extend(commands, groups)` where
 # `commands` is the top-level subparsers object and `groups` maps an existing group
 # ("account", "number", "jobs") to its subparsers object.
-CLI_EXTENSIONS: tuple[str, ...] = ("bridge.money.cli",)
+CLI_EXTENSIONS: tuple[str, ...] = ("bridge.money.cli", "bridge.abuse.cli", "bridge.inbound.cli")
 
 
 class CommandError(Exception):

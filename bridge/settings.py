@@ -24,7 +24,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bridge.abuse.settings import AbuseSettings
 from bridge.faxline.virtual import VirtualLineSettings
+from bridge.inbound.settings import DkimSettings, HttpSettings, InboundSettings
 from bridge.money.settings import MoneySettings
 
 # The documented defaults live in the source tree's config/; an installed copy (the
@@ -174,7 +176,11 @@ class Settings(_Section):
     mail: MailSettings
     accounts: AccountSettings
     logging: LoggingSettings
+    abuse: AbuseSettings
     money: MoneySettings
+    inbound: InboundSettings
+    dkim: DkimSettings
+    http: HttpSettings
 
     @property
     def tls_dir(self) -> Path:
