@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -138,7 +138,7 @@ class CallRunner(Runner):
             return
         await self._record(job, call, fax, result, started)
 
-    async def _record(self, job: Job, call: CallJob, fax: FaxJob, result: CallResult, started) -> None:  # type: ignore[no-untyped-def]
+    async def _record(self, job: Job, call: CallJob, fax: FaxJob, result: CallResult, started: datetime) -> None:
         attempt_no = job.attempts
         final = (
             result.outcome in (CallOutcome.COMPLETED, CallOutcome.NOT_IN_SERVICE)
