@@ -296,6 +296,42 @@ def splice_g4_top(page: EncodedPage, blank_rows: int, top: EncodedPage) -> Encod
     return EncodedPage(page.width, page.rows, joined.to_bytes((total_bits + padding) // 8, "big"))
 
 
+def _g3_row_offset(data: bytes, row: int) -> int:
+    """The byte offset at which row ``row`` of a G3 strip begins (after its EOL).
+
+    With T4Options bit 2 (fill bits) every EOL (eleven 0 bits, then a 1) ends on a
+    byte boundary: a byte 0x01 after a byte whose low four bits are 0. Valid codes
+    never hold eleven 0 bits in a row, so nothing else matches.
+    """
+    position, seen = 0, -1
+    while seen < row:
+        found = data.find(b"\x01", position)
+        if found < 0:
+            raise ValueError("not a G3 strip with fill bits: too few EOLs")
+        position = found + 1
+        if found == 0 or data[found - 1] & 0x0F:
+            continue
+        seen += 1
+    return position
+
+
+def splice_g3_top(page: EncodedPage, blank_rows: int, blank: EncodedPage, top: EncodedPage) -> EncodedPage:
+    """``splice_g4_top`` for G3 (1-D or 2-D, with fill bits): whole bytes.
+
+    ``blank`` and ``top`` are coded in the page's coding and are ``blank_rows + 1``
+    rows: a white picture, and the top rows followed by a white row. Each row's
+    code starts on a byte boundary after its EOL and depends only on that row and
+    (2-D) the white row above it, so the page keeps its code from row
+    ``blank_rows`` on, after the header's code up to there. The page's first rows
+    are checked to be coded exactly as white rows are.
+    """
+    cut = _g3_row_offset(blank.data, blank_rows)
+    if page.width != top.width or page.data[:cut] != blank.data[:cut]:
+        raise ValueError("the page does not start with blank rows")
+    head = _g3_row_offset(top.data, blank_rows)
+    return EncodedPage(page.width, page.rows, top.data[:head] + page.data[cut:])
+
+
 class FaxTiffWriter:
     """Write pages one at a time into a TIFF-F file.
 

@@ -8,12 +8,14 @@ blocks). In order it:
    through ``cid:``, tiny inline images such as signature logos);
 2. renders each remaining document in a worker process (renderers.worker) into an
    intermediate fax TIFF below the header margin, collecting every refusal;
-3. renders the cover page, now that the page total is known, and the header line;
+3. renders the cover page, now that the page total is known (the header line is
+   rendered meanwhile, in a second worker, while the documents render);
 4. assembles the fax: cover first, then the documents in order, each page
    stamped with the header line and "Page n/total". Pages are copied as coded;
-   the header line is coded on its own and spliced in front of each G4 page
-   (G3 pages are decoded, stamped and coded again). Without a header line, a lone
-   fax TIFF that already fits is passed through byte for byte.
+   the header line is coded on its own and spliced in front of each page's code
+   (renderers.faxtiff.splice_g4_top / splice_g3_top), so no page is decoded or
+   coded twice. Without a header line, a lone fax TIFF that already fits is
+   passed through byte for byte.
 """
 
 from __future__ import annotations
@@ -22,13 +24,16 @@ import logging
 import re
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
 from renderers import detect
-from renderers.faxtiff import FaxTiffWriter, encode_page, read_encoded_pages, splice_g4_top
+from renderers.faxtiff import (
+    BitPage, FaxTiffWriter, encode_page, read_encoded_pages, splice_g3_top, splice_g4_top,
+)
 from renderers.header import header_rows, stamp
 from renderers.images import image_size
 from renderers.jobs import (
@@ -73,8 +78,13 @@ def render_fax(documents: Sequence[SourceDocument], out_path: Path, options: Ren
             raise DocumentsRefused(_in_order(refusals))
         raise DocumentRefused("", "There is nothing to fax: the message has no body text and no attachments.")
 
-    with tempfile.TemporaryDirectory(prefix="faxbridge-render-") as work_dir:
+    with tempfile.TemporaryDirectory(prefix="faxbridge-render-") as work_dir, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="faxbridge-header") as beside:
         work = Path(work_dir)
+        # The header line does not depend on the documents: it is laid out in a
+        # second worker while the documents render, so it adds no time to the fax.
+        strip_job = (beside.submit(_render_header, header, frame, options, work)
+                     if header is not None else None)
         rendered: list[tuple[str, Path, JobResult]] = []
         total = 0
         alone = len(planned) == 1 and cover is None and header is None
@@ -117,7 +127,7 @@ def render_fax(documents: Sequence[SourceDocument], out_path: Path, options: Ren
             parts.append((COVER_LABEL, cover_path, cover_pages))
         parts += [(name, path, result.pages) for name, path, result in rendered]
         grand_total = sum(pages for _, _, pages in parts)
-        strip = _render_header(header, frame, options, work) if header is not None else None
+        strip = strip_job.result() if strip_job is not None else None
         _assemble(parts, out_path, options, frame, header is not None, strip, grand_total)
     return RenderedFax(out_path, grand_total, tuple((name, pages) for name, _, pages in parts),
                        tuple(skipped))
@@ -209,7 +219,13 @@ def _render_header(header: FaxHeader, frame: PageFrame, options: RenderOptions, 
 def _assemble(parts: list[tuple[str, Path, int]], out_path: Path, options: RenderOptions,
               frame: PageFrame, with_header: bool, strip: Image.Image | None, total: int) -> None:
     number = 0
-    with FaxTiffWriter(out_path, resolution=options.resolution, compression=options.compression) as writer:
+    compression = options.compression
+    blank = None
+    if with_header and compression != "g4":
+        # G3 rows are cut after an EOL: code one white row more than the margin.
+        rows = frame.top + 1
+        blank = encode_page(BitPage(frame.width, rows, bytes((frame.width + 7) // 8 * rows)), compression)
+    with FaxTiffWriter(out_path, resolution=options.resolution, compression=compression) as writer:
         for _name, path, _pages in parts:
             encoded_pages = read_encoded_pages(path)
             if not with_header:
@@ -219,13 +235,17 @@ def _assemble(parts: list[tuple[str, Path, int]], out_path: Path, options: Rende
             for index, encoded in enumerate(encoded_pages):
                 number += 1
                 top = header_rows(strip, number, total, frame)
-                if options.compression == "g4":
-                    try:
-                        writer.add_encoded_page(splice_g4_top(encoded, frame.top,
-                                                              encode_page(top, "g4")))
-                        continue
-                    except ValueError:
-                        pass  # not blank at the top after all: stamp it the slow way
+                try:
+                    if blank is None:
+                        writer.add_encoded_page(splice_g4_top(encoded, frame.top, encode_page(top, "g4")))
+                    else:
+                        with_white_row = Image.new("1", (frame.width, frame.top + 1), 1)
+                        with_white_row.paste(top, (0, 0))
+                        writer.add_encoded_page(splice_g3_top(encoded, frame.top, blank,
+                                                              encode_page(with_white_row, compression)))
+                    continue
+                except ValueError:
+                    log.warning("page %d is not blank at the top; stamping it the slow way", number)
                 # Our own intermediate files: decoding them here is safe.
                 with Image.open(path) as tiff:
                     tiff.seek(index)

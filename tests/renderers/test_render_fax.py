@@ -49,6 +49,18 @@ def test_every_page_carries_the_header_line_above_the_content(tmp_path, check_fa
         assert top >= 40 and bottom <= 2292
 
 
+def test_the_header_line_is_the_same_in_every_coding(tmp_path, check_fax):
+    # The header is spliced into already coded pages (G4 and G3 differently): every
+    # coding must decode to the same pixels, header and content.
+    decoded = {}
+    for compression in ("g4", "g3-1d", "g3-2d"):
+        out = tmp_path / f"{compression}.tif"
+        render_fax([SourceDocument("a.pdf", documents.text_pdf(pages=2))], out,
+                   RenderOptions(compression=compression), header=HEADER)
+        decoded[compression] = [page.tobytes() for page in check_fax(out, pages=2, compression=compression)]
+    assert decoded["g4"] == decoded["g3-1d"] == decoded["g3-2d"]
+
+
 def test_cover_page_comes_first_and_counts_every_page(tmp_path, check_fax):
     out = tmp_path / "fax.tif"
     result = render_fax([SourceDocument("a.pdf", documents.text_pdf(pages=2))], out, RenderOptions(),
