@@ -14,9 +14,8 @@ photos; a page of text and vector art is simply thresholded.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import ctypes
+from collections.abc import Iterator
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c

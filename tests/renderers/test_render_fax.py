@@ -49,16 +49,22 @@ def test_every_page_carries_the_header_line_above_the_content(tmp_path, check_fa
         assert top >= 40 and bottom <= 2292
 
 
-def test_the_header_line_is_the_same_in_every_coding(tmp_path, check_fax):
+@pytest.mark.parametrize("resolution", ["fine", "standard"])
+def test_the_header_line_is_the_same_in_every_coding(tmp_path, check_fax, caplog, resolution):
     # The header is spliced into already coded pages (G4 and G3 differently): every
-    # coding must decode to the same pixels, header and content.
+    # coding must decode to the same pixels, header, cover and content.
     decoded = {}
     for compression in ("g4", "g3-1d", "g3-2d"):
         out = tmp_path / f"{compression}.tif"
         render_fax([SourceDocument("a.pdf", documents.text_pdf(pages=2))], out,
-                   RenderOptions(compression=compression), header=HEADER)
-        decoded[compression] = [page.tobytes() for page in check_fax(out, pages=2, compression=compression)]
+                   RenderOptions(compression=compression, resolution=resolution), header=HEADER, cover=COVER)
+        pages = check_fax(out, pages=3, compression=compression, resolution=resolution)
+        decoded[compression] = [page.tobytes() for page in pages]
     assert decoded["g4"] == decoded["g3-1d"] == decoded["g3-2d"]
+    # Every page took the fast path (spliced, not decoded and coded again)...
+    assert "slow way" not in caplog.text
+    # ...and the header is there: the top margin is not blank.
+    assert ink_box(pages[1].crop((0, 0, 1728, 12))) is not None
 
 
 def test_cover_page_comes_first_and_counts_every_page(tmp_path, check_fax):
