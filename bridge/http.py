@@ -1,4 +1,5 @@
-"""The web endpoint: one-click unsubscribe (RFC 8058) for promotional mail (R-MAIL-1).
+"""The web endpoint: one-click unsubscribe (RFC 8058) for promotional mail (R-MAIL-1)
+and the message center (R-STORE-1, bridge/inbound/message_center.py).
 
 Where it sits: a front door beside SMTP, started by the inbound component
 (config [http]: host, port, public_url). Promotional mail carries
@@ -10,6 +11,8 @@ unsubscribe is a POST to /u/TOKEN.
     harmless; an unknown token changes nothing and gets 404.
   * GET /u/TOKEN changes nothing (link scanners and prefetchers follow GET links):
     it shows a page whose button POSTs the same form.
+  * /messages...: the message center, when [http] message_center is on: a customer
+    logs in with email address and PIN, lists and downloads their stored faxes.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from aiohttp import web
 
 from bridge.db import Database
 from bridge.inbound.accounts import OptOuts, owner_of
+from bridge.inbound.message_center import PAGE_HEADERS, MessageCenter
 from bridge.inbound.settings import HttpSettings
 
 log = logging.getLogger("bridge.http")
@@ -41,6 +45,9 @@ class UnsubscribeWeb:
         self.db = db
         self.optouts = optouts
         self.service_name = service_name
+        self.message_center = (
+            MessageCenter(settings, db, service_name=service_name) if settings.message_center else None
+        )
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -48,6 +55,8 @@ class UnsubscribeWeb:
         app = web.Application(client_max_size=64 * 1024)
         app.router.add_get("/u/{token}", self.confirm_page)
         app.router.add_post("/u/{token}", self.unsubscribe)
+        if self.message_center is not None:
+            self.message_center.add_routes(app)
         return app
 
     async def start(self) -> None:
@@ -101,4 +110,4 @@ class UnsubscribeWeb:
 
     def _page(self, title: str, body: str, status: int = 200) -> web.Response:
         return web.Response(text=_PAGE.format(title=html.escape(title), body=body), status=status,
-                            content_type="text/html", headers={"Cache-Control": "no-store"})
+                            content_type="text/html", headers=PAGE_HEADERS)

@@ -1,8 +1,9 @@
-"""Fixtures of the inbound tests: fax documents and a running server with its web
-endpoint on a free port."""
+"""Fixtures of the inbound tests: fax documents, a running server with its web
+endpoint on a free port, and every kind of mail the service sends."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import pytest
 
 from renderers.faxtiff import write_fax_tiff
 from tests.faxline.conftest import draw_page
+from tests.inbound.outgoing import OutgoingMail, make_every_template
+from tests.inbound.spamd import Spamd, start_spamd
 from tests.inbound.support import Running, inbound_site
 from tests.support import ThreadedServer
 
@@ -36,3 +39,26 @@ def running(tmp_path: Path) -> Iterator[Running]:
         yield Running(site, server)
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def outgoing_mail(tmp_path_factory: pytest.TempPathFactory, one_page: Path) -> Iterator[OutgoingMail]:
+    """Every kind of mail the service sends, made once by its real code path."""
+    site = inbound_site(tmp_path_factory.mktemp("outgoing"))
+    server = ThreadedServer(site.settings()).start()
+    try:
+        yield make_every_template(Running(site, server), one_page)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def spamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Spamd]:
+    """SpamAssassin, offline, for this test session; stopped at the end."""
+    if shutil.which("spamd") is None or shutil.which("spamc") is None:
+        pytest.skip("spamd/spamc not installed (scripts/apt/inbound.txt)")
+    daemon = start_spamd(tmp_path_factory.mktemp("spamd"))
+    try:
+        yield daemon
+    finally:
+        daemon.stop()

@@ -25,13 +25,19 @@ STATION = "ACME SALES"
 
 
 def inbound_site(root: Path, extra: str = "") -> Site:
+    """A site whose web endpoint listens on a known free port, so that the links in
+    its mail (public_url) point at it. The common site already has an [http] table
+    (port 0); TOML forbids a second one, so that table is rewritten in place."""
     port = free_port()
-    return Site(root, extra=f"""
-[http]
-port = {port}
-public_url = "http://127.0.0.1:{port}"
-{extra}
-""").write()
+    site = Site(root, extra=extra).write()
+    text = site.config.read_text()
+    ours = f'[http]\nport = {port}\npublic_url = "http://127.0.0.1:{port}"\n'
+    if "[http]\nport = 0\n" in text:
+        text = text.replace("[http]\nport = 0\n", ours, 1)
+    else:
+        text += "\n" + ours
+    site.config.write_text(text)
+    return site
 
 
 def add_number(site: Site, e164: str, account_id: int | None, *, state: str = "assigned", kind: str = "local") -> None:
