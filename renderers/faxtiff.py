@@ -354,6 +354,9 @@ class FaxTiffWriter:
         self._pages = 0
         self._next_ifd_pointer = 4  # where the offset of the next IFD is to be written
         self._page_number_positions: list[int] = []
+        # Where each page's strip went: (width, rows, offset, length), so that our
+        # own intermediate files can be read back without parsing them.
+        self.strips: list[tuple[int, int, int, int]] = []
         self._file.write(b"II*\x00\x00\x00\x00\x00")
 
     @property
@@ -367,6 +370,7 @@ class FaxTiffWriter:
         out = self._file
         strip_offset = self._align()
         out.write(page.data)
+        self.strips.append((page.width, page.rows, strip_offset, len(page.data)))
         ifd_offset = self._align()
         y_dpi = Y_DPI[self.resolution]
         entries: list[tuple[int, int, int, bytes]] = [
@@ -519,6 +523,19 @@ def inspect_pages(image: Image.Image) -> list[FaxPageInfo]:
             samples_per_pixel=int(tags.get(_TAG_SAMPLES, 1)),
         ))
     image.seek(0)
+    return pages
+
+
+def read_strips(path: Path, strips: Sequence[tuple[int, int, int, int]]) -> list[EncodedPage]:
+    """The pages of a fax TIFF this process family wrote, from ``FaxTiffWriter.strips``."""
+    pages = []
+    with open(path, "rb") as source:
+        for width, rows, offset, length in strips:
+            source.seek(offset)
+            data = source.read(length)
+            if len(data) != length:
+                raise ValueError(f"{path} is shorter than its strips")
+            pages.append(EncodedPage(width, rows, data))
     return pages
 
 

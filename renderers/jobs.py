@@ -48,6 +48,8 @@ class DocumentJob:
 class JobResult:
     pages: int
     passed_through: bool = False
+    # (width, rows, offset, length) of each page's strip in the job's out_path.
+    strips: tuple[tuple[int, int, int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,8 @@ def render_document(job: DocumentJob) -> JobResult:
                                compression=job.compression) as writer:
                 for page in encoded:
                     writer.add_encoded_page(page)
-            return JobResult(len(encoded), passed_through=True)
-    return JobResult(_write(job, _pages(job, label, data)))
+            return JobResult(len(encoded), passed_through=True, strips=tuple(writer.strips))
+    return _write(job, _pages(job, label, data))
 
 
 def _pages(job: DocumentJob, label: str, data: bytes) -> Iterable[BitPage]:
@@ -106,18 +108,18 @@ def unknown_type_reason() -> str:
     return (f"Its type cannot be faxed. Please send one of: {detect.ACCEPTED_TYPES_TEXT}.")
 
 
-def _write(job: DocumentJob | CoverJob, pages: Iterable[BitPage]) -> int:
+def _write(job: DocumentJob | CoverJob, pages: Iterable[BitPage]) -> JobResult:
     with FaxTiffWriter(job.out_path, resolution=job.resolution, compression=job.compression) as writer:
         for page in pages:
             writer.add_page(page)
         if writer.page_count == 0:
             raise DocumentRefused("", "It has no pages.")
-        return writer.page_count
+        return JobResult(writer.page_count, strips=tuple(writer.strips))
 
 
 def render_cover(job: CoverJob) -> JobResult:
     pdf = cover_to_pdf(job.cover, job.total_pages, paper=job.paper)
-    return JobResult(_write(job, render_pdf(pdf, "cover page", job.frame, max_pages=1000)))
+    return _write(job, render_pdf(pdf, "cover page", job.frame, max_pages=1000))
 
 
 def render_header(job: HeaderJob) -> Path:

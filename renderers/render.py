@@ -32,7 +32,7 @@ from PIL import Image
 
 from renderers import detect
 from renderers.faxtiff import (
-    BitPage, FaxTiffWriter, encode_page, read_encoded_pages, splice_g3_top, splice_g4_top,
+    BitPage, FaxTiffWriter, encode_page, read_strips, splice_g3_top, splice_g4_top,
 )
 from renderers.header import header_rows, stamp
 from renderers.images import image_size
@@ -121,15 +121,15 @@ def render_fax(documents: Sequence[SourceDocument], out_path: Path, options: Ren
             out_path.write_bytes(planned[0].document.content)
             return RenderedFax(out_path, total, ((planned[0].document.filename, total),), tuple(skipped))
 
-        parts: list[tuple[str, Path, int]] = []
+        parts: list[tuple[str, Path, JobResult]] = []
         if cover is not None:
-            cover_path, cover_pages = _render_cover(cover, total, frame, options, work)
-            parts.append((COVER_LABEL, cover_path, cover_pages))
-        parts += [(name, path, result.pages) for name, path, result in rendered]
-        grand_total = sum(pages for _, _, pages in parts)
+            cover_path, cover_result = _render_cover(cover, total, frame, options, work)
+            parts.append((COVER_LABEL, cover_path, cover_result))
+        parts += rendered
+        grand_total = sum(result.pages for _, _, result in parts)
         strip = strip_job.result() if strip_job is not None else None
         _assemble(parts, out_path, options, frame, header is not None, strip, grand_total)
-    return RenderedFax(out_path, grand_total, tuple((name, pages) for name, _, pages in parts),
+    return RenderedFax(out_path, grand_total, tuple((name, result.pages) for name, _, result in parts),
                        tuple(skipped))
 
 
@@ -192,7 +192,7 @@ def _parts_for(item: _Planned, documents: Sequence[SourceDocument]) -> tuple[tup
 
 
 def _render_cover(cover: CoverPage, document_pages: int, frame: PageFrame, options: RenderOptions,
-                  work: Path) -> tuple[Path, int]:
+                  work: Path) -> tuple[Path, JobResult]:
     # The cover states the page total, which includes the cover itself: guess one
     # cover page, and render again in the rare case a long body needs more.
     cover_pages = 1
@@ -205,7 +205,7 @@ def _render_cover(cover: CoverPage, document_pages: int, frame: PageFrame, optio
         if result.pages == cover_pages:
             break
         cover_pages = result.pages
-    return job.out_path, result.pages
+    return job.out_path, result
 
 
 def _render_header(header: FaxHeader, frame: PageFrame, options: RenderOptions, work: Path) -> Image.Image:
@@ -216,7 +216,7 @@ def _render_header(header: FaxHeader, frame: PageFrame, options: RenderOptions, 
         return strip.convert("1")
 
 
-def _assemble(parts: list[tuple[str, Path, int]], out_path: Path, options: RenderOptions,
+def _assemble(parts: list[tuple[str, Path, JobResult]], out_path: Path, options: RenderOptions,
               frame: PageFrame, with_header: bool, strip: Image.Image | None, total: int) -> None:
     number = 0
     compression = options.compression
@@ -226,8 +226,9 @@ def _assemble(parts: list[tuple[str, Path, int]], out_path: Path, options: Rende
         rows = frame.top + 1
         blank = encode_page(BitPage(frame.width, rows, bytes((frame.width + 7) // 8 * rows)), compression)
     with FaxTiffWriter(out_path, resolution=options.resolution, compression=compression) as writer:
-        for _name, path, _pages in parts:
-            encoded_pages = read_encoded_pages(path)
+        for _name, path, result in parts:
+            # Our own intermediate files: the worker said where each page's strip is.
+            encoded_pages = read_strips(path, result.strips)
             if not with_header:
                 for encoded in encoded_pages:
                     writer.add_encoded_page(encoded)

@@ -124,22 +124,30 @@ def run_isolated(function: Callable[[Any], T], argument: Any, *, label: str, tim
     ``DocumentRefused`` naming ``label`` when the function refuses the document, runs
     out of time or memory, crashes, or raises anything unexpected (logged in full).
     """
+    job = (function, argument, memory_bytes)
     worker = _take_worker()
     try:
-        worker.connection.send((function, argument, memory_bytes))
-    except (OSError, EOFError):
-        # The idle worker went away between jobs (it was never given this document):
-        # start a fresh one rather than blame the document.
-        worker.stop()
-        worker = _start_worker()
-        worker.connection.send((function, argument, memory_bytes))
-    outcome: tuple[str, Any, bool] | None = None
-    if worker.connection.poll(timeout):
         try:
-            outcome = worker.connection.recv()
-        except (EOFError, OSError):
-            outcome = None  # the worker died before answering
-    else:
+            worker.connection.send(job)
+        except (OSError, EOFError):
+            # The idle worker went away between jobs (it was never given this
+            # document): start a fresh one rather than blame the document.
+            worker.stop()
+            worker = _start_worker()
+            worker.connection.send(job)
+        answered = worker.connection.poll(timeout)
+        outcome: tuple[str, Any, bool] | None = None
+        if answered:
+            try:
+                outcome = worker.connection.recv()
+            except (EOFError, OSError):
+                outcome = None  # the worker died before answering
+    except BaseException:
+        # Whatever interrupted us (a job that cannot be pickled, the caller being
+        # cancelled), the worker may be mid-job: it is never reused.
+        worker.stop()
+        raise
+    if not answered:
         log.warning("render of %r exceeded %.0f s; killing worker %s", label, timeout, worker.process.pid)
         worker.stop()
         raise DocumentRefused(label, (
