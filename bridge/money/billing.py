@@ -117,7 +117,9 @@ class BillingCycle:
         amount = self.money.format(charge.amount_minor)
         last4 = charge.last4 or "(none on file)"
         if charge.purpose == "fee":
-            if billing.balance_minor >= charge.amount_minor:
+            # R-DEP-5 pays the fee from the deposit, but never with money held for a fax
+            # in progress (that fax would then overdraw the deposit, R-DEP-9).
+            if billing.balance_minor - billing.held_minor >= charge.amount_minor:
                 # R-DEP-5: the deposit pays the fee until the card can be charged.
                 await self.ledger.post(
                     tx, billing, kind="fee", amount_minor=-charge.amount_minor, key=f"fee:{charge.idempotency_key}",

@@ -80,7 +80,9 @@ async def test_R_DEP_4_a_raised_deposit_is_the_amount_later_top_ups_use(books: B
 
 async def test_R_DEP_5_a_declined_fee_is_paid_from_the_deposit_and_restored_when_the_card_works(books: Books, site):
     account = await books.account()
-    await books.metering.authorise(books.job(account, [NUMBER], 1))  # deposit USD 10.00
+    job = books.job(account, [NUMBER], 1)
+    await books.metering.authorise(job)  # deposit USD 10.00
+    await books.settle(job)  # the fax is done: nothing stays held
     await books.add_card(account, DECLINES)
     await books.cycle.run_once()  # the monthly fee, USD 10.00: declined
     state = await books.state(account)

@@ -30,9 +30,8 @@ when it is charged, so the charge is posted whatever the deposit holds. Hence:
 * Every other step keeps it >= 0 when it was: a hold is taken only when available
   covers the quote (R-DEP-9), a fee is paid from the deposit only when the deposit can
   pay it (R-DEP-5, else R-DEP-8), a refund gives back only the unused, unheld deposit
-  (R-DEP-6). One known gap is tolerated and pinned by a strict xfail below: R-DEP-5
-  checks the balance, not balance - held, so a declined fee can be paid with money held
-  for a fax in progress (the balance itself never goes below zero for a fee).
+  (R-DEP-6). A declined fee is paid from the deposit only with money not held for a fax
+  in progress (R-DEP-5 with R-DEP-9).
 * R-DEP-3: a usage charge that leaves the balance below the low-water mark writes a
   top-up of the previous deposit amount down in the same transaction, while a card is
   on file; the balance then comes back up when the processor is asked.
@@ -215,7 +214,6 @@ class Run:
     received: int = 0
     # Known gap (see test_R_DEP_5_... below): a declined fee is paid from the deposit
     # when the BALANCE covers it, even if part of it is held for a fax in progress.
-    fees_may_use_held_money: bool = True
 
     async def snapshot(self) -> Snapshot:
         async with self.books.db.reading() as session:
@@ -371,9 +369,6 @@ class Run:
             # chargeback may take the available balance below zero.
             allowed = isinstance(step, Attempt | Inbound) or (
                 isinstance(step, Cycle) and any(e.kind == "chargeback" for e in entries))
-            if self.fees_may_use_held_money:
-                allowed = allowed or (isinstance(step, Cycle) and any(
-                    e.kind == "fee" and "paid from the deposit" in e.memo for e in entries))
             assert allowed, (step, before, after, [(e.kind, e.amount_minor, e.memo) for e in entries])
 
     async def assert_books_agree_with_the_processor(self) -> None:
@@ -388,13 +383,12 @@ class Run:
         assert posted == made
 
 
-async def play(template: Template, sequence: list[Step], *, fees_may_use_held_money: bool = True) -> None:
+async def play(template: Template, sequence: list[Step]) -> None:
     template.fresh()
     db = Database(template.settings.database.url)
     try:
         books = Books(template.settings, db, MovableClock(datetime(2026, 3, 1, 9, 0, tzinfo=UTC)))
-        run = Run(books, await books.account(plan="plus", card=APPROVES),
-                  fees_may_use_held_money=fees_may_use_held_money)
+        run = Run(books, await books.account(plan="plus", card=APPROVES))
         async with db.transaction() as tx:
             await books.metering.ledger.account(tx, run.account)  # its billing row, balance 0
         for step in sequence:
@@ -420,9 +414,5 @@ def test_R_DEP_10_random_money_work_keeps_the_cached_balance_equal_to_the_ledger
     asyncio.run(play(template, sequence))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known gap: BillingCycle.on_declined pays a declined fee from the deposit when balance_minor covers it,"
-    " ignoring held_minor, so money held for a fax in progress pays the fee and the fax's charges then"
-    " overdraw the deposit. Fix: compare balance_minor - held_minor; test_R_DEP_5_... then needs its job settled."))
 def test_R_DEP_5_a_fee_paid_from_the_deposit_never_uses_money_held_for_a_fax_in_progress(template: Template) -> None:
-    asyncio.run(play(template, FEE_OVER_A_HOLD, fees_may_use_held_money=False))
+    asyncio.run(play(template, FEE_OVER_A_HOLD))
