@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from bridge.accounts import SenderIdentity
 from bridge.db import Database
@@ -111,8 +111,17 @@ class DurableIntake:
         self._writers.shutdown(wait=True)
 
     async def accept(self, submitted: Submitted) -> Accepted:
+        submission_id = new_id("F")
+        path = self.spool.message_path(submission_id)
+
+        def store() -> str:
+            # In a writer thread: hashing 50 KB holds no lock that the event loop needs
+            # (hashlib releases the GIL), and the write and fsync block.
+            write_durably(path, submitted.content, sync_directory=False)
+            return content_fingerprint(submitted.content)
+
         # One hash serves both: the stored content hash and the duplicate key.
-        fingerprint = content_sha256 = content_fingerprint(submitted.content)
+        fingerprint = content_sha256 = await asyncio.get_running_loop().run_in_executor(self._writers, store)
         dedup_key = None
         if submitted.message_id:
             dedup_key = hashlib.sha256(
@@ -120,12 +129,6 @@ class DurableIntake:
                     (submitted.envelope_from.lower(), submitted.message_id, fingerprint)
                 ).encode()
             ).hexdigest()
-        submission_id = new_id("F")
-        path = self.spool.message_path(submission_id)
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(
-            self._writers, lambda: write_durably(path, submitted.content, sync_directory=False)
-        )
         received_at = utcnow()
         submission = dict(
             id=submission_id,
@@ -155,7 +158,7 @@ class DurableIntake:
             raw_path=str(path),
             work_dir=str(self.spool.work_dir(submission_id)),
         )
-        future: asyncio.Future[Accepted] = loop.create_future()
+        future: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
         job_row = JobQueue.new_row(QUEUE_INTAKE, job, job_id=submission_id, submission_id=submission_id)
         self._pending.append(_Pending(submission, job_row, future))
         self._arrived.set()
@@ -212,8 +215,8 @@ class DurableIntake:
             if fresh:
                 # Core executemany, not the ORM: one statement per table for the group
                 # keeps the event loop free for the SMTP sessions.
-                await tx.execute(insert(Submission), [p.submission for p in fresh])
-                await tx.execute(insert(Job), [p.job_row for p in fresh])
+                await tx.execute(Submission.__table__.insert(), [p.submission for p in fresh])
+                await tx.execute(Job.__table__.insert(), [p.job_row for p in fresh])
         for pending, result in zip(group, results, strict=True):
             if result.duplicate:
                 # The copy's bytes are not needed: the first one is being processed.
