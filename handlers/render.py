@@ -7,7 +7,8 @@ TIFF-F and its PDF preview (for the receipt) on the job.
 
 What the sender controls, by words in the subject (case-insensitive, whole words):
   * `nocover`   no cover page (the default is a cover page when there is a subject or
-                body text),
+                body text); the message text is then not faxed, unless nothing is
+                attached, in which case the text itself is the fax,
   * `standard`  standard resolution (98 lpi) instead of fine (196 lpi): half the line
                 time, for plain text.
 The words stay in the subject shown on the cover; they only switch options.
@@ -73,8 +74,8 @@ class Render:
                 body_text=job.body_text,
                 date=job.received_at,
             )
-        elif job.body_text.strip() and not job.body_html:
-            # No cover, but the text is what the sender wants faxed.
+        elif not documents and job.body_text.strip():
+            # No cover and nothing attached: the message text itself is the fax.
             documents.insert(0, SourceDocument("", job.body_text.encode(), "text/plain; charset=utf-8"))
         options = RenderOptions(
             resolution="standard" if _STANDARD.search(job.subject) else self.settings.resolution,
