@@ -17,7 +17,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Generic, Protocol, TypeVar
+
+from pydantic import BaseModel
 
 from bridge.db import Database
 from bridge.jobs import FaxJob
@@ -59,21 +61,73 @@ class StepContext:
 
 StepFactory = Callable[[StepContext], Step]
 
+P = TypeVar("P", bound=BaseModel)
+C = TypeVar("C")
+S = TypeVar("S")
+
 
 def build_pipeline(
-    names: Sequence[str], registry: Mapping[str, StepFactory], context: StepContext
-) -> tuple[Step, ...]:
+    names: Sequence[str],
+    registry: Mapping[str, Callable[[C], S]],
+    context: C,
+    *,
+    setting: str = "intake.pipeline",
+) -> tuple[S, ...]:
+    """The steps named in config, built with `context`; SettingsError for an unknown name."""
     unknown = [name for name in names if name not in registry]
     if unknown:
         raise SettingsError(
-            f"intake.pipeline = {list(names)!r}: unknown step(s) {unknown};"
+            f"{setting} = {list(names)!r}: unknown step(s) {unknown};"
             f" known steps: {sorted(registry)}"
         )
     return tuple(registry[name](context) for name in names)
 
 
-class IntakeRunner(Runner):
+class StepRunner(Runner, Generic[P]):
+    """Runs named steps over a job's typed payload, saving it after each step.
+
+    A restart resumes at the first step not yet done (steps are safe to run again); a
+    step's `rejection` ends the job through `rejected()`; any other exception parks it
+    in `failed` with the step's name. Subclasses say what the payload is and what
+    happens when the steps are done.
+    """
+
+    payload_type: type[P]
+    rejection: type[Exception] = RejectSubmission
+
+    def __init__(self, queue: JobQueue, steps: Sequence[Any], *, workers: int, poll_seconds: float) -> None:
+        super().__init__(queue, workers=workers, poll_seconds=poll_seconds)
+        self.steps = tuple(steps)
+
+    async def handle(self, job: Job) -> None:
+        payload = self.payload_type.model_validate(job.payload)
+        done = list(job.steps_done)
+        for step in self.steps:
+            if step.name in done:
+                continue
+            log.debug("step %s", step.name)
+            try:
+                await step.process(payload)
+            except self.rejection as refusal:
+                await self.rejected(job.id, payload, step.name, refusal)
+                return
+            except Exception:
+                await self.park_failed(job.id, stage=step.name)
+                return
+            done.append(step.name)
+            await self.queue.save_progress(job.id, payload, stage=step.name, steps_done=done)
+        await self.completed(job.id, payload)
+
+    async def completed(self, job_id: str, payload: P) -> None:
+        raise NotImplementedError
+
+    async def rejected(self, job_id: str, payload: P, stage: str, refusal: Any) -> None:
+        raise NotImplementedError
+
+
+class IntakeRunner(StepRunner[FaxJob]):
     queue_name = "intake"
+    payload_type = FaxJob
 
     def __init__(
         self,
@@ -86,41 +140,24 @@ class IntakeRunner(Runner):
         workers: int,
         poll_seconds: float,
     ) -> None:
-        super().__init__(queue, workers=workers, poll_seconds=poll_seconds)
-        self.steps = tuple(steps)
+        super().__init__(queue, steps, workers=workers, poll_seconds=poll_seconds)
         self.next_queue = next_queue
         self.outbox = outbox
         self.notices = notices
 
-    async def handle(self, job: Job) -> None:
-        fax_job = FaxJob.model_validate(job.payload)
-        done = list(job.steps_done)
-        for step in self.steps:
-            if step.name in done:
-                continue
-            log.debug("step %s", step.name)
-            try:
-                await step.process(fax_job)
-            except RejectSubmission as refusal:
-                await self._reject(job.id, fax_job, step.name, refusal)
-                return
-            except Exception:
-                await self.park_failed(job.id, stage=step.name)
-                return
-            done.append(step.name)
-            await self.queue.save_progress(job.id, fax_job, stage=step.name, steps_done=done)
+    async def completed(self, job_id: str, payload: FaxJob) -> None:
         async with self.queue.db.transaction() as tx:
-            owned = await self.queue.owned(tx, job.id)
-            JobQueue.move(owned, self.next_queue, fax_job)
+            owned = await self.queue.owned(tx, job_id)
+            JobQueue.move(owned, self.next_queue, payload)
         self.queue.wake(self.next_queue)
         log.info("intake done; waiting in queue %s", self.next_queue)
 
-    async def _reject(self, job_id: str, fax_job: FaxJob, stage: str, refusal: RejectSubmission) -> None:
+    async def rejected(self, job_id: str, payload: FaxJob, stage: str, refusal: RejectSubmission) -> None:
         log.info("rejected at %s (%s): %s", stage, refusal.rule or "-", refusal.reason)
-        notice = self.notices.rejection(fax_job, refusal.reason, rule=refusal.rule)
+        notice = self.notices.rejection(payload, refusal.reason, rule=refusal.rule)
         async with self.queue.db.transaction() as tx:
             owned = await self.queue.owned(tx, job_id)
             owned.stage = stage
-            owned.payload = fax_job.model_dump(mode="json")
+            owned.payload = payload.model_dump(mode="json")
             JobQueue.finish(owned, REJECTED, error=refusal.reason, rule=refusal.rule)
             await self.outbox.enqueue(tx, notice, kind="rejection", about_job=job_id)

@@ -26,10 +26,8 @@ from bridge.components import Services
 from bridge.inbound.jobs import QUEUE_INBOUND, InboundFaxJob
 from bridge.inbound.messages import Footers
 from bridge.inbound.models import UNDELIVERABLE, InboundFaxRecord
-from bridge.models import Job
 from bridge.queue import DONE, REJECTED, JobQueue
-from bridge.runner import Runner
-from bridge.settings import SettingsError
+from bridge.pipeline import StepRunner, build_pipeline
 
 log = logging.getLogger("bridge.inbound")
 
@@ -74,40 +72,21 @@ InboundStepFactory = Callable[[InboundContext], InboundStep]
 def build_inbound_pipeline(
     names: Sequence[str], registry: Mapping[str, InboundStepFactory], context: InboundContext
 ) -> tuple[InboundStep, ...]:
-    unknown = [name for name in names if name not in registry]
-    if unknown:
-        raise SettingsError(
-            f"inbound.pipeline = {list(names)!r}: unknown step(s) {unknown}; known steps: {sorted(registry)}"
-        )
-    return tuple(registry[name](context) for name in names)
+    return build_pipeline(names, registry, context, setting="inbound.pipeline")
 
 
-class InboundRunner(Runner):
+class InboundRunner(StepRunner[InboundFaxJob]):
     queue_name = QUEUE_INBOUND
+    payload_type = InboundFaxJob
+    rejection = RejectInbound
 
-    def __init__(self, queue: JobQueue, steps: Sequence[InboundStep], *, workers: int, poll_seconds: float) -> None:
-        super().__init__(queue, workers=workers, poll_seconds=poll_seconds)
-        self.steps = tuple(steps)
-
-    async def handle(self, job: Job) -> None:
-        fax = InboundFaxJob.model_validate(job.payload)
-        done = list(job.steps_done)
-        for step in self.steps:
-            if step.name in done:
-                continue
-            try:
-                await step.process(fax)
-            except RejectInbound as refusal:
-                await self._reject(job.id, fax, step.name, refusal)
-                return
-            except Exception:
-                await self.park_failed(job.id, stage=step.name)
-                return
-            done.append(step.name)
-            await self.queue.save_progress(job.id, fax, stage=step.name, steps_done=done)
+    async def completed(self, job_id: str, fax: InboundFaxJob) -> None:
         async with self.queue.db.transaction() as tx:
-            JobQueue.finish(await self.queue.owned(tx, job.id), DONE)
+            JobQueue.finish(await self.queue.owned(tx, job_id), DONE)
         log.info("inbound fax done: %d mail(s) queued", len(fax.mail_ids))
+
+    async def rejected(self, job_id: str, fax: InboundFaxJob, stage: str, refusal: RejectInbound) -> None:
+        await self._reject(job_id, fax, stage, refusal)
 
     async def _reject(self, job_id: str, fax: InboundFaxJob, stage: str, refusal: RejectInbound) -> None:
         log.info("not delivered (at %s): %s", stage, refusal.reason)
