@@ -11,7 +11,7 @@ from email.parser import BytesParser
 import pytest
 
 from tests.integration.test_transmit import REMOTE, receipt_of, running, send_fax  # noqa: F401 (fixture)
-from tests.renderers.documents import encrypted_pdf, png_bomb, text_pdf
+from tests.renderers.documents import docx, encrypted_pdf, png_bomb, text_pdf
 from tests.support import FAX_DOMAIN, Site, fax_message, wait_for
 
 
@@ -68,3 +68,36 @@ def test_nocover_in_the_subject_sends_only_the_documents(running):
     rendered = json.loads(site.job(job_id)["payload"])["rendered"]
     assert rendered["page_count"] == 2
     assert [name for name, _ in rendered["pages_per_document"]] == ["invoice.pdf"]
+
+
+@pytest.fixture
+def strict_site(tmp_path):
+    """A site whose faxes may have 2 pages and whose LibreOffice is missing."""
+    from tests.conftest import register
+    from tests.support import ThreadedServer
+
+    site = Site(tmp_path, extra='[render]\nmax_pages = 2\nsoffice_path = "/nonexistent/soffice"\n').write()
+    register(site, "alice@example.com")
+    server = ThreadedServer(site.settings()).start()
+    try:
+        yield site
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    "filename, mime, content, words",
+    [
+        ("long.pdf", "application/pdf", text_pdf(pages=3), ["more than the 2 pages", "several faxes"]),
+        ("letter.docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+         docx(["Dear reader"]), ["letter.docx", "Accepted types"]),
+    ],
+)
+def test_limits_and_a_missing_office_converter_are_explained_to_the_sender(strict_site, filename, mime, content, words):
+    site = strict_site
+    job_id = send(site, "alice@example.com", [(filename, mime, content)], subject="nocover")
+    wait_for(lambda: site.job(job_id)["state"] == "rejected", timeout=60, what="the refusal")
+    [raw] = wait_for(lambda: site.mailbox("alice@example.com"), timeout=30, what="the refusal mail")
+    text = " ".join(BytesParser(policy=policy.default).parsebytes(raw).get_body(("plain",)).get_content().split())
+    for word in words:
+        assert word in text, text
