@@ -204,5 +204,7 @@ def _serve(connection: multiprocessing.connection.Connection) -> None:
             connection.send((*result, grown))
         except MemoryError:
             connection.send(("memory", "", True))
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the parent is gone (stopped, or killed): nobody to answer
         if result[0] != "ok":
             return  # the parent retires this worker anyway
