@@ -323,6 +323,8 @@ def make_protocol_factory(
     implicit = listener.tls == "implicit"
     kwargs: dict[str, Any] = dict(
         hostname=settings.hostname,
+        # The greeting names the service, not the library and its version.
+        ident="faxbridge ESMTP",
         data_size_limit=settings.max_message_size,
         enable_SMTPUTF8=True,
         decode_data=False,
