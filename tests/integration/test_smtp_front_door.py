@@ -318,3 +318,20 @@ def test_lines_over_1000_octets_are_refused(site, server, alice):
         connection.rcpt(NUMBER)
         code, reply = connection.data(fax_message(alice, NUMBER).as_bytes())
         assert code == 250, reply
+
+
+def test_a_storage_failure_answers_451_and_the_server_recovers(site, server, alice):
+    import shutil
+
+    incoming = site.var / "spool" / "incoming"
+    shutil.rmtree(incoming)  # the disk "fails": nowhere to store the message
+    with client(site) as connection:
+        connection.mail(alice)
+        connection.rcpt(NUMBER)
+        code, reply = connection.data(fax_message(alice, NUMBER).as_bytes())
+    assert code == 451 and reply.startswith(b"4.3.0"), reply  # the client keeps it and retries
+    assert site.query("SELECT id FROM submissions") == []
+
+    incoming.mkdir()
+    code, reply = send(site, fax_message(alice, NUMBER, attachments=[("a.pdf", "application/pdf", MINIMAL_PDF)]))
+    assert code == 250
