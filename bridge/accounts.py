@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.db import Database
 from bridge.models import Account, AccountAddress
+from bridge.refusal import Refusal
 
 MAX_SENDER_ADDRESSES = 5
 MAX_DELIVERY_ADDRESSES = 5
@@ -123,13 +124,10 @@ async def account_for_sender(session: AsyncSession, address: str) -> Account | N
     )
 
 
-class SenderRefused(Exception):
+class SenderRefused(Refusal):
     """The sender may not fax; `reason` is the sentence the customer reads."""
 
-    def __init__(self, reason: str, rule: str = "R-ACCT-3") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.rule = rule
+    default_rule = "R-ACCT-3"
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from bridge.db import Database
 from bridge.jobs import FaxJob
 from bridge.models import Job
 from bridge.notices import Notices
+from bridge.refusal import Refusal
 from bridge.outbox import Outbox
 from bridge.queue import REJECTED, JobQueue
 from bridge.runner import Runner
@@ -34,14 +35,9 @@ from bridge.spool import Spool
 log = logging.getLogger("bridge.pipeline")
 
 
-class RejectSubmission(Exception):
+class RejectSubmission(Refusal):
     """A step will not go on with this submission; `reason` is what the sender reads:
     what was wrong and what to do about it."""
-
-    def __init__(self, reason: str, *, rule: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.rule = rule
 
 
 class Step(Protocol):
@@ -93,7 +89,7 @@ class StepRunner(Runner, Generic[P]):
     """
 
     payload_type: type[P]
-    rejection: type[Exception] = RejectSubmission
+    rejection: type[Refusal] = RejectSubmission
 
     def __init__(self, queue: JobQueue, steps: Sequence[Any], *, workers: int, poll_seconds: float) -> None:
         super().__init__(queue, workers=workers, poll_seconds=poll_seconds)

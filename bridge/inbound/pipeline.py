@@ -28,17 +28,13 @@ from bridge.inbound.messages import Footers
 from bridge.inbound.models import UNDELIVERABLE, InboundFaxRecord
 from bridge.queue import DONE, REJECTED, JobQueue
 from bridge.pipeline import StepRunner, build_pipeline
+from bridge.refusal import Refusal
 
 log = logging.getLogger("bridge.inbound")
 
 
-class RejectInbound(Exception):
+class RejectInbound(Refusal):
     """The fax will not be delivered; `reason` says why (for operators and logs)."""
-
-    def __init__(self, reason: str, *, rule: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.rule = rule
 
 
 class InboundMetering(Protocol):

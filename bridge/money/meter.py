@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bridge.db import Database
 from bridge.jobs import FaxJob
 from bridge.models import Account, CallAttempt, utcnow
+from bridge.refusal import Refusal
 from bridge.money.ledger import Clock, Ledger, Money
 from bridge.money.models import BillingAccount, Hold, UsageRecord
 from bridge.money.payments import DeclineHandler, Payments, active_card
@@ -49,13 +50,10 @@ def billed_units(pages: int, line_seconds: float) -> int:
     return max(pages, intervals)
 
 
-class PaymentRefused(Exception):
+class PaymentRefused(Refusal):
     """The work cannot be paid for (R-DEP-9); `reason` is the sentence the customer reads."""
 
-    def __init__(self, reason: str, *, rule: str = "R-DEP-9") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.rule = rule
+    default_rule = "R-DEP-9"
 
 
 @dataclass(frozen=True)
