@@ -157,6 +157,15 @@ def _with_db(settings: Settings, work: Callable[[Database], Awaitable[int]]) -> 
     return asyncio.run(run())
 
 
+async def existing_account(db: Database, account_id: int) -> Account:
+    """The account with this id, or CommandError: for every command that takes one."""
+    async with db.reading() as session:
+        account = await session.get(Account, account_id)
+    if account is None:
+        raise CommandError(f"no account {account_id}")
+    return account
+
+
 def _db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
     schema.upgrade(settings.database.url)
     print(f"database at revision {schema.current_revision(settings.database.url)}")

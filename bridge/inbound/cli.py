@@ -20,12 +20,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bridge.cli import CommandError, _with_db
+from bridge.cli import CommandError, _with_db, existing_account
 from bridge.db import Database
 from bridge.dkim import load_or_create_signer
 from bridge.inbound.models import BlockedSender, InboundFaxRecord
 from bridge.inbound.retention import Retention
-from bridge.models import Account
 from bridge.settings import Settings
 
 
@@ -63,17 +62,9 @@ def _keygen(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _account(db: Database, account_id: int) -> Account:
-    async with db.reading() as session:
-        account = await session.get(Account, account_id)
-    if account is None:
-        raise CommandError(f"no account {account_id}")
-    return account
-
-
 def _list(settings: Settings, args: argparse.Namespace) -> int:
     async def work(db: Database) -> int:
-        await _account(db, args.account_id)
+        await existing_account(db, args.account_id)
         async with db.reading() as session:
             rows = (await session.scalars(
                 select(InboundFaxRecord).where(InboundFaxRecord.account_id == args.account_id)
@@ -108,7 +99,7 @@ def _block(settings: Settings, args: argparse.Namespace) -> int:
     kind, value = ("caller", args.caller) if args.caller else ("station", args.station.strip())
 
     async def work(db: Database) -> int:
-        await _account(db, args.account_id)
+        await existing_account(db, args.account_id)
         async with db.transaction() as tx:
             exists = await tx.scalar(select(BlockedSender.id).where(
                 BlockedSender.account_id == args.account_id, BlockedSender.kind == kind, BlockedSender.value == value))

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bridge.cli import CommandError, _with_db
+from bridge.cli import CommandError, _with_db, existing_account
 from bridge.db import Database
 from bridge.models import Account
 from bridge.money.billing import BillingCycle, add_months
@@ -81,19 +81,11 @@ def _cycle(settings: Settings, db: Database) -> BillingCycle:
     return BillingCycle(settings, db, outbox, metering=Metering(settings, db))
 
 
-async def _account(db: Database, account_id: int) -> Account:
-    async with db.reading() as session:
-        account = await session.get(Account, account_id)
-    if account is None:
-        raise CommandError(f"no account {account_id}")
-    return account
-
-
 def _statement(settings: Settings, args: argparse.Namespace) -> int:
     async def work(db: Database) -> int:
         cycle = _cycle(settings, db)
         money = cycle.money
-        account = await _account(db, args.account_id)
+        account = await existing_account(db, args.account_id)
         query = select(LedgerEntry).where(LedgerEntry.account_id == account.id).order_by(LedgerEntry.id)
         start = end = None
         if args.month:
@@ -150,7 +142,7 @@ def _deposit(settings: Settings, args: argparse.Namespace) -> int:
             amount = money.parse(args.amount)
         except ValueError as error:
             raise CommandError(str(error)) from None
-        account = await _account(db, args.account_id)
+        account = await existing_account(db, args.account_id)
         plan = cycle.metering.plan(account.plan)
         if amount < plan.deposit_minor or amount <= 0:
             raise CommandError(f"the deposit on the {account.plan} plan is at least {money.format(plan.deposit_minor)}")
@@ -204,7 +196,7 @@ def _plan(settings: Settings, args: argparse.Namespace) -> int:
 def _card(settings: Settings, args: argparse.Namespace) -> int:
     async def work(db: Database) -> int:
         cycle = _cycle(settings, db)
-        account = await _account(db, args.account_id)
+        account = await existing_account(db, args.account_id)
         try:
             token = await cycle.metering.processor.tokenize(args.card)
         except ProcessorError as error:
@@ -260,7 +252,7 @@ async def _withdraw_authorisation(cycle: BillingCycle, db: Database, account_id:
 
 def _withdraw(settings: Settings, args: argparse.Namespace) -> int:
     async def work(db: Database) -> int:
-        await _account(db, args.account_id)
+        await existing_account(db, args.account_id)
         print(f"account {args.account_id}: {await _withdraw_authorisation(_cycle(settings, db), db, args.account_id)}")
         return 0
 

@@ -8,7 +8,7 @@ import time
 from tests.abuse import reports
 from tests.abuse.conftest import poller_of
 from tests.abuse.dovecot import Dovecot
-from tests.support import Site, ThreadedServer, wait_for
+from tests.support import Site, wait_for
 
 
 def report_rows(site: Site) -> list:

@@ -10,7 +10,7 @@ from email.parser import BytesParser
 
 import pytest
 
-from tests.integration.test_transmit import REMOTE, receipt_of, running, send_fax  # noqa: F401 (fixture)
+from tests.integration.test_transmit import REMOTE, receipt_of, send_fax
 from tests.renderers.documents import docx, encrypted_pdf, png_bomb, text_pdf
 from tests.support import FAX_DOMAIN, Site, fax_message, wait_for
 

@@ -10,7 +10,6 @@ from email import policy
 from email.parser import BytesParser
 from pathlib import Path
 
-import pytest
 from PIL import Image, ImageChops
 
 from bridge.jobs import QUEUE_TRANSMIT, FaxJob, RenderedDocument
@@ -22,13 +21,6 @@ from tests.support import FAX_DOMAIN, ServerProcess, Site, ThreadedServer, fax_m
 
 REMOTE = "+15550100001"
 BUSY, NO_ANSWER, HANGS_UP, NOISY = "+15550200001", "+15550200002", "+15550200003", "+15550200004"
-FAST_RETRIES = """
-[transmit]
-busy_retry_seconds = 0.3
-no_answer_retry_seconds = 0.5
-dropped_retry_seconds = 0.3
-backoff_factor = 2.0
-"""
 
 
 def send_fax(site: Site, sender: str, numbers: list[str], *, pages: int = 2, subject: str = "Invoice") -> str:
@@ -70,17 +62,6 @@ def tiff_pages(path: Path) -> list[Image.Image]:
             image.seek(index)
             pages.append(image.convert("1").copy())
         return pages
-
-
-@pytest.fixture
-def running(tmp_path):
-    site = Site(tmp_path, extra=FAST_RETRIES).write()
-    register(site, "alice@example.com")
-    server = ThreadedServer(site.settings()).start()
-    try:
-        yield site
-    finally:
-        server.stop()
 
 
 def test_fax_to_a_remote_machine_arrives_pixel_identical_and_the_sender_gets_a_receipt(running):
