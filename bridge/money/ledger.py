@@ -10,7 +10,7 @@ Reading a balance is one primary-key lookup, however long the ledger grows.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -77,6 +77,21 @@ class Ledger:
             tx.add(row)
             await tx.flush()
         return row
+
+    async def accounts(self, tx: AsyncSession, account_ids: Iterable[int]) -> dict[int, BillingAccount]:
+        """`account()` for several accounts, read (and locked) in one query."""
+        ids = sorted(set(account_ids))
+        rows = {
+            row.account_id: row
+            for row in await tx.scalars(
+                select(BillingAccount).where(BillingAccount.account_id.in_(ids))
+                .with_for_update().execution_options(populate_existing=True)
+            )
+        }
+        for account_id in ids:
+            if account_id not in rows:
+                rows[account_id] = await self.account(tx, account_id)
+        return rows
 
     async def find(self, tx: AsyncSession, key: str) -> LedgerEntry | None:
         return await tx.scalar(select(LedgerEntry).where(LedgerEntry.idempotency_key == key))

@@ -3,8 +3,8 @@
 Where it sits: the `meter` step (handlers/meter.py) calls `authorise(job)` after
 render, before the job is queued for sending; the call runner (bridge/transmit.py)
 calls `charge_attempt` in the transaction that records each CallAttempt and `settle`
-when every number is done; inbound delivery calls `charge_inbound` for each received
-fax. Money moves only inside those transactions, through the ledger; card charges
+when every number is done; inbound delivery calls `charge_receptions` for each batch
+of received faxes. Money moves only inside those transactions, through the ledger; card charges
 (first deposit, top-ups) are written down there and made after the commit
 (bridge/money/payments.py), so no transaction waits on a bank and nothing is charged
 twice.
@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
 
-from sqlalchemy import event, func, select
+from sqlalchemy import and_, event, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.db import Database
@@ -54,6 +55,17 @@ class PaymentRefused(Refusal):
     """The work cannot be paid for (R-DEP-9); `reason` is the sentence the customer reads."""
 
     default_rule = "R-DEP-9"
+
+
+@dataclass(frozen=True)
+class Reception:
+    """A received fax, as metering charges it (R-USE-1)."""
+
+    account_id: int
+    fax_id: str
+    pages: int
+    line_seconds: float
+    number_kind: str  # "toll-free" numbers pay per unit, outside the allowance (R-PLAN-3)
 
 
 @dataclass(frozen=True)
@@ -247,42 +259,85 @@ class Metering:
     async def charge_inbound(
         self, tx: AsyncSession, *, account_id: int, fax_id: str, pages: int, line_seconds: float, number_kind: str
     ) -> int:
-        """Charge a received fax once, keyed by its id: each page a unit (R-USE-1, with
-        R-USE-2's line-time minimum); the plan's monthly allowance first (R-PLAN-2); every
-        unit on a toll-free number pays the toll-free fee (R-PLAN-3) and uses none of it."""
-        source = f"inbound:{fax_id}"
-        done = await tx.scalar(select(UsageRecord).where(UsageRecord.source_key == source))
-        if done is not None:
-            return done.charged_minor
-        account = await tx.get(Account, account_id)
-        assert account is not None
-        plan = self.plan(account.plan)
-        billing = await self.ledger.account(tx, account_id)
-        units = billed_units(pages, line_seconds)
+        """Charge one received fax (see `charge_receptions`); the amount charged."""
+        reception = Reception(account_id, fax_id, pages, line_seconds, number_kind)
+        return (await self.charge_receptions(tx, [reception]))[fax_id]
+
+    async def charge_receptions(self, tx: AsyncSession, receptions: Sequence[Reception]) -> dict[str, int]:
+        """Charge received faxes, each once, keyed by its id: each page a unit (R-USE-1,
+        with R-USE-2's line-time minimum); the plan's monthly allowance first (R-PLAN-2);
+        every unit on a toll-free number pays the toll-free fee (R-PLAN-3) and uses none
+        of it. Returns the amount charged per fax id.
+
+        Inbound delivery commits faxes in batches (bridge.inbound.pipeline): the books
+        of a whole batch are read in three queries instead of five per fax. The result
+        is that of charging the faxes one after the other, in the order given."""
+        sources = {r.fax_id: f"inbound:{r.fax_id}" for r in receptions}
+        earlier = {
+            record.source_key: record.charged_minor
+            for record in await tx.scalars(select(UsageRecord).where(UsageRecord.source_key.in_(sources.values())))
+        }
+        charged = {r.fax_id: earlier[sources[r.fax_id]] for r in receptions if sources[r.fax_id] in earlier}
+        todo = [r for r in receptions if r.fax_id not in charged]
+        if not todo:
+            return charged
         now = self.clock()
-        if number_kind == "toll-free":
-            charged_units, rate, what = units, plan.toll_free_unit_minor, "toll-free usage"
-        else:
-            start = billing.period_start if billing.period_start and billing.period_start <= now else _month_start(now)
-            used = await tx.scalar(
-                select(func.coalesce(func.sum(UsageRecord.units), 0)).where(
-                    UsageRecord.account_id == account_id, UsageRecord.direction == "in",
-                    UsageRecord.number_kind != "toll-free", UsageRecord.occurred_at >= start,
+        plans: dict[int, PlanSettings] = {}
+        for account_id in {r.account_id for r in todo}:
+            account = await tx.get(Account, account_id)
+            assert account is not None
+            plans[account_id] = self.plan(account.plan)
+        books = await self.ledger.accounts(tx, plans)
+        used = await self._allowance_used(tx, books, [r.account_id for r in todo if r.number_kind != "toll-free"], now)
+        for r in todo:
+            plan, billing = plans[r.account_id], books[r.account_id]
+            source = sources[r.fax_id]
+            units = billed_units(r.pages, r.line_seconds)
+            if r.number_kind == "toll-free":
+                charged_units, rate, what = units, plan.toll_free_unit_minor, "toll-free usage"
+            else:
+                free = max(0, plan.inbound_allowance_units - used[r.account_id])
+                used[r.account_id] += units
+                charged_units, rate, what = max(0, units - free), plan.inbound_unit_minor, "inbound units beyond the allowance"
+            amount = charged_units * rate
+            tx.add(UsageRecord(account_id=r.account_id, source_key=source, direction="in", number_kind=r.number_kind,
+                               units=units, charged_minor=amount, occurred_at=now))
+            if amount:
+                await self.ledger.post(
+                    tx, billing, kind="usage", amount_minor=-amount, key=f"usage:{source}", reference=source,
+                    memo=f"fax {r.fax_id} received: {charged_units} {what} x {self.money.format(rate)}",
+                    units=charged_units,
                 )
+                await self.top_up_if_low(tx, billing, plan)
+            charged[r.fax_id] = amount
+        return charged
+
+    @staticmethod
+    async def _allowance_used(
+        tx: AsyncSession, books: dict[int, BillingAccount], account_ids: Sequence[int], now: datetime
+    ) -> defaultdict[int, int]:
+        """Inbound units each account used of its allowance this period (R-PLAN-2)."""
+        used: defaultdict[int, int] = defaultdict(int)
+        if not account_ids:
+            return used
+        since = {}
+        for account_id in set(account_ids):
+            billing = books[account_id]
+            since[account_id] = (
+                billing.period_start if billing.period_start and billing.period_start <= now else _month_start(now)
             )
-            free = max(0, plan.inbound_allowance_units - int(used or 0))
-            charged_units, rate, what = max(0, units - free), plan.inbound_unit_minor, "inbound units beyond the allowance"
-        amount = charged_units * rate
-        tx.add(UsageRecord(account_id=account_id, source_key=source, direction="in", number_kind=number_kind,
-                           units=units, charged_minor=amount, occurred_at=now))
-        if amount:
-            await self.ledger.post(
-                tx, billing, kind="usage", amount_minor=-amount, key=f"usage:{source}", reference=source,
-                memo=f"fax {fax_id} received: {charged_units} {what} x {self.money.format(rate)}",
-                units=charged_units,
+        rows = await tx.execute(
+            select(UsageRecord.account_id, func.coalesce(func.sum(UsageRecord.units), 0))
+            .where(
+                UsageRecord.direction == "in",
+                UsageRecord.number_kind != "toll-free",
+                or_(*(and_(UsageRecord.account_id == a, UsageRecord.occurred_at >= start) for a, start in since.items())),
             )
-            await self.top_up_if_low(tx, billing, plan)
-        return amount
+            .group_by(UsageRecord.account_id)
+        )
+        for account_id, units in rows:
+            used[account_id] = int(units or 0)
+        return used
 
     # --- keeping the deposit up ---------------------------------------------------------
     async def top_up_if_low(self, tx: AsyncSession, billing: BillingAccount, plan: PlanSettings) -> None:

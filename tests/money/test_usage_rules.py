@@ -163,3 +163,41 @@ async def test_R_USE_6_overage_is_charged_once_over_overlapping_windows_and_plus
     mails = await books.mails("fair-use-overage")
     assert all("Pro plan has a larger fair-use allowance" in text for _, text in mails)
     await books.assert_consistent(account)
+
+
+async def test_R_USE_1_R_PLAN_2_R_PLAN_3_a_batch_of_received_faxes_costs_what_one_after_another_costs(books: Books):
+    """Inbound delivery charges a whole batch of faxes in one transaction
+    (`charge_receptions`); the allowance must be used up fax by fax as if each were
+    charged alone: same amounts, same usage, same ledger."""
+    from sqlalchemy import select
+
+    from bridge.money.meter import Reception
+    from bridge.money.models import UsageRecord
+
+    # Plus: 150 received pages free a month, 10 a unit beyond, 7 a toll-free unit.
+    faxes = [("a", 100, "local"), ("b", 40, "local"), ("c", 3, "toll-free"), ("d", 20, "local"), ("e", 5, "local")]
+    one_by_one = await books.account(plan="plus", card=None)
+    alone = [await books.inbound(one_by_one, f"{one_by_one}-{name}", pages, kind=kind) for name, pages, kind in faxes]
+
+    batched = await books.account(plan="plus", card=None)
+    async with books.db.transaction() as tx:
+        charged = await books.metering.charge_receptions(
+            tx, [Reception(batched, f"{batched}-{name}", pages, 0, kind) for name, pages, kind in faxes]
+        )
+    together = [charged[f"{batched}-{name}"] for name, _, _ in faxes]
+
+    assert alone == together == [0, 0, 3 * 7, 10 * 10, 5 * 10]  # 150 free: a and b fill it, d goes 10 over
+    assert (await books.state(one_by_one)).balance_minor == (await books.state(batched)).balance_minor == -171
+    await books.assert_consistent(batched)
+    async with books.db.reading() as session:
+        units = {r.source_key.split("-", 1)[1]: (r.units, r.charged_minor)
+                 for r in await session.scalars(select(UsageRecord).where(UsageRecord.account_id == batched))}
+    assert units == {name: (pages, together[n]) for n, (name, pages, _) in enumerate(faxes)}
+
+    # Charged once: the same batch again charges nothing new and answers what was charged.
+    async with books.db.transaction() as tx:
+        again = await books.metering.charge_receptions(
+            tx, [Reception(batched, f"{batched}-{name}", pages, 0, kind) for name, pages, kind in faxes]
+        )
+    assert again == charged
+    assert (await books.state(batched)).balance_minor == -171
