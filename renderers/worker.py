@@ -30,7 +30,7 @@ import os
 import resource
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -39,7 +39,8 @@ from renderers.model import DocumentRefused
 log = logging.getLogger("renderers.worker")
 
 T = TypeVar("T")
-_PRELOAD = ["renderers.jobs"]
+# Modules the fork server imports once, so that each worker it forks has them already.
+_preload = ["renderers.jobs"]
 # A worker renders at most this many documents before it is replaced.
 _MAX_JOBS = 50
 # A worker whose peak resident size passed this after a document is replaced:
@@ -76,10 +77,21 @@ def _forget_workers_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_workers_after_fork)
 
 
-def _start_worker() -> _Worker:
+def forkserver_context(preload: Sequence[str] = ()) -> multiprocessing.context.BaseContext:
+    """The 'forkserver' context shared by every worker pool of the process (the
+    renderers' and bridge.inbound.workpool's); `preload` adds modules for the fork
+    server to import. Only what is asked before the fork server starts counts, so pools
+    ask when they are made, not when they first fork."""
+    for module in preload:
+        if module not in _preload:
+            _preload.append(module)
     context = multiprocessing.get_context("forkserver")
-    # Only takes effect before the fork server starts; harmless to repeat.
-    context.set_forkserver_preload(_PRELOAD)
+    context.set_forkserver_preload(list(_preload))
+    return context
+
+
+def _start_worker() -> _Worker:
+    context = forkserver_context()
     parent_end, child_end = context.Pipe(duplex=True)
     process = context.Process(target=_serve, args=(child_end,), name="faxbridge-render", daemon=True)
     process.start()
