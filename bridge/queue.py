@@ -107,6 +107,15 @@ class JobQueue:
     # --- taking work out -------------------------------------------------------------
     async def claim(self, queue: str) -> Job | None:
         """Take the next due job of `queue`, or a running one whose lease ran out."""
+        jobs = await self.claim_many(queue, 1)
+        return jobs[0] if jobs else None
+
+    async def claim_many(self, queue: str, limit: int) -> list[Job]:
+        """Take up to `limit` due jobs of `queue` (oldest first) in one transaction.
+
+        Runners that commit a batch of jobs together (the inbound runner) claim them
+        together: one write for the batch instead of one per job.
+        """
         now = utcnow()
         claimable = and_(
             Job.queue == queue,
@@ -120,16 +129,19 @@ class JobQueue:
         async with self.db.reading() as session:
             candidates = (
                 await session.scalars(
-                    select(Job.id).where(claimable).order_by(Job.not_before).limit(5)
+                    select(Job.id).where(claimable).order_by(Job.not_before).limit(limit + 4)
                 )
             ).all()
         if not candidates:
-            return None
-        async with self.db.transaction() as tx:
-            for job_id in candidates:
-                claimed = await tx.execute(
+            return []
+
+        async def take(tx: AsyncSession, job_ids: Sequence[str]) -> Sequence[Job]:
+            # The WHERE repeats `claimable`: a job another worker took since the look
+            # above is skipped, not taken twice.
+            return (
+                await tx.scalars(
                     update(Job)
-                    .where(Job.id == job_id, claimable)
+                    .where(Job.id.in_(job_ids), claimable)
                     .values(
                         state=RUNNING,
                         lease_owner=self.owner,
@@ -137,18 +149,29 @@ class JobQueue:
                         attempts=Job.attempts + 1,
                         updated_at=now,
                     )
+                    .returning(Job)
                     .execution_options(synchronize_session=False)
                 )
-                if claimed.rowcount == 1:
-                    return await tx.get(Job, job_id)
-        return None
+            ).all()
+
+        async with self.db.transaction() as tx:
+            claimed = await take(tx, candidates[:limit])
+            if not claimed and len(candidates) > limit:
+                claimed = await take(tx, candidates[limit:])  # all taken meanwhile: the next few
+        order = {job_id: n for n, job_id in enumerate(candidates)}
+        return sorted(claimed, key=lambda job: order[job.id])
 
     async def owned(self, tx: AsyncSession, job_id: str) -> Job:
         """The job, locked to us: LeaseLost if another worker owns it now."""
         job = await tx.get(Job, job_id, populate_existing=True)
-        if job is None or job.state != RUNNING or job.lease_owner != self.owner:
+        if not self.is_ours(job):
             raise LeaseLost(job_id)
+        assert job is not None
         return job
+
+    def is_ours(self, job: Job | None) -> bool:
+        """Whether `job`, as just read inside a write transaction, is still ours."""
+        return job is not None and job.state == RUNNING and job.lease_owner == self.owner
 
     async def save_progress(
         self, job_id: str, payload: BaseModel, *, stage: str, steps_done: Sequence[str]

@@ -2,7 +2,8 @@
 
 Where it sits: `bridge.app` starts one runner per queue (intake, mail, and the queues of
 later stages); each runs `workers` concurrent loops that claim jobs from the durable
-queue. A subclass only writes `handle(job)`.
+queue. A subclass only writes `handle(job)`; a runner that commits several jobs
+together sets `batch_size` and writes `handle_batch(jobs)` instead.
 
 Guarantees (STYLE 5, 11): an unexpected exception parks the job in `failed` with the
 stage and traceback; on shutdown the loops stop claiming, in-flight jobs get
@@ -16,7 +17,7 @@ import asyncio
 import logging
 import time
 import traceback
-from abc import ABC, abstractmethod
+from abc import ABC
 from collections.abc import Callable
 
 from bridge.logcontext import current_job
@@ -31,6 +32,8 @@ DEFER_CHECK_SECONDS = 0.05
 
 class Runner(ABC):
     queue_name: str
+    # Jobs claimed at once; more than 1 only for runners that override handle_batch.
+    batch_size = 1
 
     def __init__(self, queue: JobQueue, *, workers: int, poll_seconds: float) -> None:
         self.queue = queue
@@ -58,9 +61,9 @@ class Runner(ABC):
             self._deferring_since = now
         return now - self._deferring_since < self._max_deferral
 
-    @abstractmethod
     async def handle(self, job: Job) -> None:
         """Do the job's work and leave it finished, moved, postponed or parked."""
+        raise NotImplementedError
 
     def start(self) -> None:
         self._tasks = [
@@ -87,14 +90,19 @@ class Runner(ABC):
                 await asyncio.sleep(DEFER_CHECK_SECONDS)
                 continue
             try:
-                job = await self.queue.claim(self.queue_name)
+                jobs = await self.queue.claim_many(self.queue_name, self.batch_size)
             except Exception:
                 log.exception("%s: cannot claim a job; retrying", self.queue_name)
                 await asyncio.sleep(self.poll_seconds)
                 continue
-            if job is None:
+            if not jobs:
                 await self.queue.wait_for_work(self.queue_name, self.poll_seconds)
                 continue
+            await self.handle_batch(jobs)
+
+    async def handle_batch(self, jobs: list[Job]) -> None:
+        """Handle claimed jobs one after the other (runners that batch override this)."""
+        for job in jobs:
             token = current_job.set(job.id)
             try:
                 await self.handle(job)

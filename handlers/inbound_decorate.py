@@ -9,11 +9,9 @@ with the service's postal address.
 
 from __future__ import annotations
 
-from bridge.inbound.accounts import token_for
 from bridge.inbound.jobs import InboundFaxJob
 from bridge.inbound.messages import Footers
 from bridge.inbound.pipeline import InboundContext, RejectInbound
-from bridge.models import Account
 
 
 class Decorate:
@@ -22,14 +20,14 @@ class Decorate:
     name = "decorate"
 
     def __init__(self, context: InboundContext) -> None:
-        self.db = context.services.db
+        self.accounts = context.accounts
         self.footers: Footers = context.footers
 
     async def process(self, job: InboundFaxJob) -> None:
-        async with self.db.transaction() as tx:
-            account = await tx.get(Account, job.account_id)
-            if account is None:
-                raise RejectInbound("the account no longer exists")
-            promotional = account.promo_opt_in
-            token = await token_for(tx, "unsubscribe", account.id) if promotional else None
-        job.footer = self.footers.footer(promotional=promotional, unsubscribe_token=token)
+        account = await self.accounts.get(job.account_id)
+        if account is None:
+            raise RejectInbound("the account no longer exists")
+        job.footer = self.footers.footer(
+            promotional=account.promo_opt_in,
+            unsubscribe_token=account.unsubscribe_token if account.promo_opt_in else None,
+        )

@@ -1,81 +1,123 @@
 """Inbound step `deliver`: mail the fax to the account's delivery addresses and charge
-it, in one transaction (R-MAIL-3, R-USE-1).
+it (R-MAIL-3, R-USE-1).
 
-Where it sits: last step of the inbound pipeline; the outbox stores and queues the
-mails, the mail runner relays them. One mail per delivery address (at most 5), each
-with its own VERP envelope sender `bounces+TOKEN@`, so a bounce names the address
-that failed (R-ACCT-5 (ii)); addresses marked failing are skipped. The account must
-still be active: a fax never reaches an account closed or suspended since it arrived.
-The fax's row turning `delivered` in the same transaction makes the step safe to run
-again: a second run sends nothing.
+Where it sits: last step of the inbound pipeline. `process` builds one mail per working
+delivery address (at most 5; addresses marked failing are skipped), each with its own
+VERP envelope sender `bounces+TOKEN@` so a bounce names the address that failed
+(R-ACCT-5 (ii)), and has them signed and stored in an inbound worker process
+(bridge.inbound.workpool), outside any transaction.
+`record`, inside the runner's batch commit, queues those mails, charges the faxes of
+the batch (bridge.money's `charge_receptions`) and marks their rows `delivered`,
+together: a fax is charged exactly when its mails are queued.
+
+The account must still be active at the commit: a fax never reaches an account closed
+or suspended since it arrived (R-NUM-2). Safe to run again: the mails are stored under
+ids made from the fax's, so a second run replaces its own files; a row already
+`delivered` makes `record` do nothing (and a delivered fax's job ends in that same
+commit, so it is not claimed again).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
-from bridge.inbound.accounts import token_for, verp_sender, working_addresses
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bridge.inbound.accounts import AccountView, verp_sender
 from bridge.inbound.jobs import InboundFaxJob
-from bridge.inbound.messages import Attachment, fax_mail
+from bridge.inbound.messages import fax_mail
 from bridge.inbound.models import DELIVERED, InboundFaxRecord
 from bridge.inbound.pipeline import InboundContext, InboundMetering, RejectInbound
+from bridge.inbound.workpool import WorkContext
+from bridge.mime import Attachment
 from bridge.models import Account, utcnow
+from bridge.money.meter import Reception
+from bridge.outbox import StoredMail
 
 log = logging.getLogger("bridge.inbound")
 
 
 class Deliver:
-    """Queue the fax mail for every working delivery address and charge the fax."""
+    """Store the fax mail for every working delivery address; queue them and charge."""
 
     name = "deliver"
 
     def __init__(self, context: InboundContext) -> None:
         self.services = context.services
         self.metering: InboundMetering | None = context.metering
+        self.work = context.work
+        self.accounts = context.accounts
 
     async def process(self, job: InboundFaxJob) -> None:
-        settings = self.services.settings
-        db = self.services.db
-        async with db.reading() as session:
-            account = await session.get(Account, job.account_id)
-            as_tiff = account is not None and account.inbound_format == "tiff"
-        attachment = await asyncio.to_thread(_attachment, job, as_tiff)
-        async with db.transaction() as tx:
-            record = await tx.get(InboundFaxRecord, job.id)
-            if record is not None and record.state == DELIVERED:
-                return  # an earlier run committed; nothing to send twice
-            account = await tx.get(Account, job.account_id, populate_existing=True)
-            if account is None or account.state != "active":
-                # R-NUM-2: never deliver to an account that is no longer the holder.
-                raise RejectInbound(f"the account is {account.state if account else 'gone'}")
-            addresses = await working_addresses(tx, account)
-            mail_ids = []
-            for address in addresses:
-                bounce_token = await token_for(tx, "bounce", account.id, address)
-                message = fax_mail(settings, job, to=address, envelope_from=verp_sender(settings, bounce_token),
-                                   time_zone=account.time_zone, attachment=attachment)
-                mail_ids.append(await self.services.outbox.enqueue(tx, message, kind="inbound-fax", about_job=job.id))
-            charged = 0
-            if self.metering is not None:
-                charged = await self.metering.charge_inbound(
-                    tx, account_id=account.id, fax_id=job.id, pages=job.pages,
-                    line_seconds=job.line_seconds, number_kind=job.number_kind,
-                )
-            if record is not None:
-                record.state = DELIVERED
-                record.delivered_at = utcnow()
-                record.charged_minor = charged
-                record.detail = "" if addresses else "no working delivery address; kept in the message center"
-        job.mail_ids = mail_ids
-        if not addresses:
-            log.warning("account %s has no working delivery address; the fax is only in the message center", account.id)
-        else:
-            log.info("mailed to %s", ", ".join(addresses))
+        account = await self.accounts.get(job.account_id)
+        _require_active(account.state if account else None)
+        assert account is not None
+        recipients = [
+            (address, verp_sender(self.services.settings, account.bounce_tokens[address]))
+            for address in account.addresses
+        ]
+        job.mails = await self.work.run(store_fax_mails, job, recipients, account) if recipients else []
+
+    async def record(self, tx: AsyncSession, faxes: Sequence[InboundFaxJob]) -> dict[str, RejectInbound]:
+        """Queue the stored mails, charge and mark delivered every fax of the batch whose
+        account is still active; the others are refused (R-NUM-2), nothing written."""
+        refused: dict[str, RejectInbound] = {}
+        deliverable: list[tuple[InboundFaxJob, InboundFaxRecord | None]] = []
+        for fax in faxes:
+            row = await tx.get(InboundFaxRecord, fax.id)
+            if row is not None and row.state == DELIVERED:
+                continue  # an earlier run committed
+            account = await tx.get(Account, fax.account_id)
+            state = account.state if account is not None else None
+            if state != "active":
+                # R-NUM-2: never deliver to an account that is no longer the number's holder.
+                refused[fax.id] = RejectInbound(f"the account is {state or 'gone'}")
+                continue
+            deliverable.append((fax, row))
+        charged: dict[str, int] = {}
+        if self.metering is not None and deliverable:
+            charged = await self.metering.charge_receptions(tx, [
+                Reception(fax.account_id, fax.id, fax.pages, fax.line_seconds, fax.number_kind)
+                for fax, _ in deliverable
+            ])
+        for fax, row in deliverable:
+            for stored in fax.mails:
+                self.services.outbox.queue_stored(tx, stored)
+            if row is not None:
+                row.state = DELIVERED
+                row.delivered_at = utcnow()
+                row.charged_minor = charged.get(fax.id, 0)
+                row.detail = "" if fax.mails else "no working delivery address; kept in the message center"
+            if not fax.mails:
+                log.warning("account %s has no working delivery address; fax %s is only in the message center",
+                            fax.account_id, fax.id)
+        return refused
 
 
-def _attachment(job: InboundFaxJob, as_tiff: bool) -> Attachment:
+def store_fax_mails(
+    context: WorkContext, job: InboundFaxJob, recipients: list[tuple[str, str]], account: AccountView
+) -> list[StoredMail]:
+    """In a worker: build, sign and store one fax mail per (address, envelope sender)."""
+    attachment = _attachment(job, as_tiff=account.inbound_format == "tiff")
+    return [
+        context.mails.store(
+            fax_mail(context.settings, job, to=address, envelope_from=envelope_from,
+                     time_zone=account.time_zone, attachment=attachment),
+            kind="inbound-fax", about_job=job.id, mail_id=f"M{job.id[1:]}-{n}",
+        )
+        for n, (address, envelope_from) in enumerate(recipients, start=1)
+    ]
+
+
+def _require_active(state: str | None) -> None:
+    # R-NUM-2: never deliver to an account that is no longer the number's holder.
+    if state != "active":
+        raise RejectInbound(f"the account is {state or 'gone'}")
+
+
+def _attachment(job: InboundFaxJob, *, as_tiff: bool) -> Attachment:
     name = f"fax-{job.received_at:%Y%m%d-%H%M%S}-{(job.caller_number or 'unknown').lstrip('+')}"
     if as_tiff or not job.pdf_path:
         path = Path(job.stored_tiff or job.tiff_path)

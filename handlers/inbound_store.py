@@ -2,20 +2,20 @@
 
 Where it sits: first step of the inbound pipeline (fax line in -> intake -> *store* ->
 to-pdf -> decorate -> deliver). The intake left the TIFF in spool/inbound/; this moves
-it to <store_dir>/<account id>/<fax id>.tif, durably, and records the path on the
-fax's row, where the customer can list it and the retention purge finds it.
+it to <store_dir>/<account id>/<fax id>.tif, durably. The runner records the new path
+on the fax's row in its batch commit, where the customer can list it and the retention
+purge finds it. Run again after a crash, it finds the file already moved.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from pathlib import Path
 
 from bridge.inbound.jobs import InboundFaxJob
-from bridge.inbound.models import InboundFaxRecord
 from bridge.inbound.pipeline import InboundContext
+from bridge.inbound.workpool import WorkContext
 from bridge.spool import fsync_directory
 
 log = logging.getLogger("bridge.inbound")
@@ -27,18 +27,19 @@ class Store:
     name = "store"
 
     def __init__(self, context: InboundContext) -> None:
-        self.db = context.services.db
         self.store_dir = context.store_dir
+        self.work = context.work
 
     async def process(self, job: InboundFaxJob) -> None:
         target = self.store_dir / str(job.account_id) / f"{job.id}.tif"
-        await asyncio.to_thread(_move, Path(job.tiff_path), target)
+        await self.work.run(move_into_store, job.tiff_path, str(target))
         job.stored_tiff = str(target)
-        async with self.db.transaction() as tx:
-            record = await tx.get(InboundFaxRecord, job.id)
-            if record is not None:
-                record.tiff_path = str(target)
         log.debug("stored at %s", target)
+
+
+def move_into_store(_context: WorkContext, source: str, target: str) -> None:
+    """In a worker (its blocking fsyncs stay out of the server's threads)."""
+    _move(Path(source), Path(target))
 
 
 def _move(source: Path, target: Path) -> None:

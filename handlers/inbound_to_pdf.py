@@ -2,18 +2,19 @@
 
 Where it sits: after `store`, before `decorate`. img2pdf (renderers.fax_tiff_to_pdf)
 wraps each CCITT G4 page as it is, so the PDF shows exactly the received pixels and is
-as small as the fax. Runs in a thread; the PDF is written durably beside the TIFF.
+as small as the fax. Runs in an inbound worker process (bridge.inbound.workpool); the
+PDF is written durably beside the TIFF and the runner records its path in the batch
+commit.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 
 from bridge.inbound.jobs import InboundFaxJob
-from bridge.inbound.models import InboundFaxRecord
 from bridge.inbound.pipeline import InboundContext
+from bridge.inbound.workpool import WorkContext
 from bridge.spool import write_durably
 from renderers import fax_tiff_to_pdf
 
@@ -26,19 +27,15 @@ class ToPdf:
     name = "to-pdf"
 
     def __init__(self, context: InboundContext) -> None:
-        self.db = context.services.db
+        self.work = context.work
 
     async def process(self, job: InboundFaxJob) -> None:
-        tiff = Path(job.stored_tiff or job.tiff_path)
-        pdf = tiff.with_suffix(".pdf")
-        await asyncio.to_thread(_convert, tiff, pdf)
-        job.pdf_path = str(pdf)
-        async with self.db.transaction() as tx:
-            record = await tx.get(InboundFaxRecord, job.id)
-            if record is not None:
-                record.pdf_path = str(pdf)
-        log.debug("PDF made: %s", pdf)
+        job.pdf_path = await self.work.run(make_pdf, job.stored_tiff or job.tiff_path)
+        log.debug("PDF made: %s", job.pdf_path)
 
 
-def _convert(tiff: Path, pdf: Path) -> None:
-    write_durably(pdf, fax_tiff_to_pdf(tiff))
+def make_pdf(_context: WorkContext, tiff: str) -> str:
+    """In a worker: <name>.pdf beside the TIFF, durably; returns its path."""
+    pdf = Path(tiff).with_suffix(".pdf")
+    write_durably(pdf, fax_tiff_to_pdf(Path(tiff)))
+    return str(pdf)

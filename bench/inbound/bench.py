@@ -89,6 +89,7 @@ async def run(args: argparse.Namespace, root: Path) -> float:
 
     component = InboundComponent(services)  # builds (or loads) the DKIM keys
     runner = component.runner
+    await component.work.warm()  # as in a server that has received faxes before
     profiler = cProfile.Profile() if args.profile else None
     started = time.perf_counter()
     if profiler:
@@ -114,6 +115,7 @@ async def run(args: argparse.Namespace, root: Path) -> float:
         profiler.disable()
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
     await runner.stop(5)
+    await asyncio.to_thread(component.work.close)
     await db.close()
     rate = queued / elapsed
     eml = next(iter(sorted((Path(settings.paths.spool_dir)).rglob("*.eml"))), None)

@@ -1,8 +1,9 @@
 """Mail tokens and the account changes customers' mail causes: opting out of
 promotional mail (R-MAIL-1, R-ACCT-5 (iii)) and bounces (R-ACCT-5 (ii)).
 
-Where it sits: the `decorate` and `deliver` steps get tokens here for the
-List-Unsubscribe links and the VERP envelope sender; the HTTP endpoint
+Where it sits: the `decorate` and `deliver` steps see each account through an
+`AccountView` (state, footer choice, delivery addresses, and the tokens for the
+List-Unsubscribe links and the VERP envelope sender), loaded per batch; the HTTP endpoint
 (bridge/http.py) and the `unsubscribe+TOKEN@` handler call `OptOuts.unsubscribe`;
 the `bounces+TOKEN@` handler calls `Bounces.record`. Each change is one transaction,
 written with its event (and notice) before the caller answers 200 or 250.
@@ -16,16 +17,20 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bridge.db import Database
 from bridge.inbound.messages import account_notice
 from bridge.inbound.models import DeliveryHealth, MailEvent, MailToken
-from bridge.models import Account, utcnow
+from bridge.models import Account, AccountAddress, utcnow
 from bridge.outbox import Outbox
 from bridge.settings import Settings
 
@@ -186,6 +191,101 @@ class Bounces:
             "check the address, or replace it with one that works.\n"
         )
         return account_notice(self.settings, to=working, subject=f"Faxes cannot be delivered to {address}", body=body)
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """An account as a batch of received faxes sees it: read when the batch starts.
+    The delivery commit checks the account's state again (R-NUM-2)."""
+
+    id: int
+    state: str
+    plan: str
+    promo_opt_in: bool
+    inbound_format: str  # "pdf" | "tiff"
+    time_zone: str
+    addresses: tuple[str, ...]  # working delivery addresses, oldest first
+    unsubscribe_token: str
+    bounce_tokens: Mapping[str, str]  # delivery address -> its VERP token
+
+
+class AccountViews:
+    """The accounts of a batch of received faxes, read in three queries for the whole
+    batch instead of several per fax (bench/inbound), and kept for the next batch.
+
+    `load(ids)` always reads afresh, so what a batch sees is at most as old as the
+    batch; tokens an account lacks are made then, in one small transaction."""
+
+    KEEP = 10_000  # views kept (least recently loaded dropped first)
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._views: OrderedDict[int, AccountView] = OrderedDict()
+
+    async def get(self, account_id: int) -> AccountView | None:
+        if account_id not in self._views:
+            await self.load([account_id])
+        return self._views.get(account_id)
+
+    async def load(self, account_ids: Iterable[int]) -> None:
+        ids = sorted(set(account_ids))
+        async with self.db.reading() as session:
+            rows = await self._read(session, ids)
+        missing = [(purpose, account_id, address) for account_id, (_, addresses, tokens) in rows.items()
+                   for purpose, address in [("unsubscribe", ""), *(("bounce", a) for a in addresses)]
+                   if (purpose, address) not in tokens]
+        if missing:
+            await self._make_tokens(missing)
+            async with self.db.reading() as session:
+                rows = await self._read(session, ids)
+        for account_id, (account, addresses, tokens) in rows.items():
+            self._views[account_id] = AccountView(
+                id=account_id, state=account.state, plan=account.plan, promo_opt_in=account.promo_opt_in,
+                inbound_format=account.inbound_format, time_zone=account.time_zone, addresses=tuple(addresses),
+                unsubscribe_token=tokens.get(("unsubscribe", ""), ""),
+                bounce_tokens={a: tokens[("bounce", a)] for a in addresses if ("bounce", a) in tokens},
+            )
+            self._views.move_to_end(account_id)
+        for gone in set(ids) - rows.keys():
+            self._views.pop(gone, None)
+        while len(self._views) > self.KEEP:
+            self._views.popitem(last=False)
+
+    @staticmethod
+    async def _read(session: AsyncSession, ids: list[int]) -> dict[int, tuple[Any, list[str], dict[tuple[str, str], str]]]:
+        accounts = (
+            await session.execute(
+                select(Account.id, Account.state, Account.plan, Account.promo_opt_in, Account.inbound_format,
+                       Account.time_zone).where(Account.id.in_(ids))
+            )
+        ).all()
+        failing = exists().where(
+            DeliveryHealth.account_id == AccountAddress.account_id,
+            DeliveryHealth.address == AccountAddress.address,
+            DeliveryHealth.failing.is_(True),
+        )
+        addresses: dict[int, list[str]] = defaultdict(list)
+        for account_id, address in await session.execute(
+            select(AccountAddress.account_id, AccountAddress.address)
+            .where(AccountAddress.account_id.in_(ids), AccountAddress.kind == "delivery", ~failing)
+            .order_by(AccountAddress.id)
+        ):
+            addresses[account_id].append(address)
+        tokens: dict[int, dict[tuple[str, str], str]] = defaultdict(dict)
+        for account_id, purpose, address, token in await session.execute(
+            select(MailToken.account_id, MailToken.purpose, MailToken.address, MailToken.token)
+            .where(MailToken.account_id.in_(ids))
+        ):
+            tokens[account_id][(purpose, address)] = token
+        return {row.id: (row, addresses[row.id], tokens[row.id]) for row in accounts}
+
+    async def _make_tokens(self, wanted: list[tuple[Purpose, int, str]]) -> None:
+        try:
+            async with self.db.transaction() as tx:
+                for purpose, account_id, address in wanted:
+                    await token_for(tx, purpose, account_id, address)
+        except IntegrityError:
+            pass  # another process made some of them at the same moment: read theirs
 
 
 async def working_addresses(tx: AsyncSession, account: Account) -> list[str]:

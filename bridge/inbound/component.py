@@ -3,7 +3,8 @@
 Where it sits: listed in `bridge.app.COMPONENTS`. The app gives the fax line's
 received faxes to `accept_inbound_fax` (bridge.transmit.InboundFaxSink; the same
 callable is `on_inbound`, a `bridge.faxline.base.InboundHandler`). It brings:
-  * the `inbound` runner and its pipeline (`inbound.pipeline`, handlers/inbound_*.py);
+  * the `inbound` runner and its pipeline (`inbound.pipeline`, handlers/inbound_*.py),
+    with the worker processes its steps' file work runs in (bridge/inbound/workpool.py);
   * the service addresses `unsubscribe+TOKEN@` and `bounces+TOKEN@`;
   * the web endpoint for one-click unsubscribe (bridge/http.py), when [http] enabled;
   * DKIM signing of every mail the outbox stores (bridge/dkim.py), when [dkim] enabled:
@@ -25,7 +26,7 @@ from bridge.components import ServiceMailHandler, Services
 from bridge.dkim import DkimSigner, load_or_create_signer
 from bridge.faxline.base import InboundFax
 from bridge.http import UnsubscribeWeb
-from bridge.inbound.accounts import Bounces, OptOuts
+from bridge.inbound.accounts import AccountViews, Bounces, OptOuts
 from bridge.inbound.intake import InboundIntake
 from bridge.inbound.messages import Footers
 from bridge.inbound.pipeline import (
@@ -36,6 +37,7 @@ from bridge.inbound.pipeline import (
     build_inbound_pipeline,
 )
 from bridge.inbound.retention import Retention
+from bridge.inbound.workpool import WorkContext, WorkPool
 from bridge.inbound.service_mail import BounceMail, UnsubscribeMail
 from bridge.runner import Runner
 from handlers.inbound_decorate import Decorate
@@ -86,11 +88,16 @@ class InboundComponent:
         self.bounces = Bounces(s, services.outbox)
         self.intake = InboundIntake(services)
         self.metering = metering if metering is not None else default_metering(services)
-        context = InboundContext(services, Footers(s), self.store_dir, self.metering)
+        self.work = WorkPool(WorkContext(s, services.outbox.mails), processes=s.inbound.processes,
+                             preload=sorted({factory.__module__ for factory in steps.values()}))
+        accounts = AccountViews(services.db)
+        context = InboundContext(services, Footers(s), self.store_dir, self.metering, self.work, accounts)
         self.runner = InboundRunner(
             services.queue,
             build_inbound_pipeline(s.inbound.pipeline, steps, context),
+            accounts,
             workers=s.inbound.workers,
+            batch_size=s.inbound.batch,
             poll_seconds=s.queue.poll_seconds,
         )
         self.web = (
@@ -112,6 +119,8 @@ class InboundComponent:
 
     async def start(self) -> None:
         await asyncio.to_thread(self.store_dir.mkdir, parents=True, exist_ok=True)
+        # The worker processes start with the first received fax (WorkPool), not here:
+        # a server that receives none never pays for them.
         if self.web is not None:
             await self.web.start()
         self._stopping.clear()
@@ -124,6 +133,7 @@ class InboundComponent:
                 await self._purger
         if self.web is not None:
             await self.web.stop()
+        await asyncio.to_thread(self.work.close)
 
     # --- the fax line's callback -----------------------------------------------------------
     async def accept_inbound_fax(self, fax: InboundFax) -> None:

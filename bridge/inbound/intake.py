@@ -4,7 +4,8 @@ Where it sits: fax line in -> *intake* -> inbound pipeline. The fax line awaits
 `accept(fax)` once the pages are on disk; accept moves the TIFF into the spool
 (spool/inbound/<id>.tif, fsynced) and, in one transaction, records the fax in
 `inbound_faxes` and queues its job. When it returns the fax is safe: a crash after
-that loses nothing.
+that loses nothing. Faxes that several lines hand over together share that commit
+(bridge.db.GroupCommit).
 
 Routing is decided here, by the number's holder at the moment the fax arrived:
   * the number is assigned and its account active -> queued for delivery;
@@ -22,10 +23,13 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Row, exists, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.components import Services
+from bridge.db import GroupCommit
 from bridge.faxline.base import InboundFax
 from bridge.inbound.jobs import QUEUE_INBOUND, InboundFaxJob
 from bridge.inbound.models import BLOCKED, QUEUED, UNROUTED, BlockedSender, InboundFaxRecord
@@ -44,6 +48,8 @@ class InboundIntake:
         self.settings = services.settings.inbound
         self.spool_dir = services.spool.root / "inbound"
         self.held_dir = self.spool_dir / "held"
+        # urgent: the fax line waits for this answer, like an SMTP client for its 250.
+        self.commits = GroupCommit(services.db, urgent=True)
 
     async def accept(self, fax: InboundFax) -> str:
         """Take a received fax into the service; returns its id."""
@@ -56,23 +62,24 @@ class InboundIntake:
 
     async def _accept(self, fax_id: str, fax: InboundFax) -> str:
         db = self.services.db
-        async with db.reading() as session:
-            number = await session.scalar(select(FaxNumber).where(FaxNumber.e164 == fax.to_number))
-            account = await session.get(Account, number.account_id) if number and number.account_id else None
-            blocked = False
-            if account is not None:
-                blocked = await session.scalar(
-                    select(BlockedSender.id).where(
-                        BlockedSender.account_id == account.id,
-                        or_(
-                            (BlockedSender.kind == "caller") & (BlockedSender.value == fax.caller_number),
-                            (BlockedSender.kind == "station") & (BlockedSender.value == fax.remote_station_id.strip()),
-                        ),
-                    ).limit(1)
-                ) is not None
-        routable = (
-            number is not None and number.state == "assigned" and account is not None and account.state == "active"
+        blocked_by_holder = exists().where(
+            BlockedSender.account_id == FaxNumber.account_id,
+            or_(
+                (BlockedSender.kind == "caller") & (BlockedSender.value == fax.caller_number),
+                (BlockedSender.kind == "station") & (BlockedSender.value == fax.remote_station_id.strip()),
+            ),
         )
+        async with db.reading() as session:
+            route = (
+                await session.execute(
+                    select(FaxNumber.kind, FaxNumber.state, FaxNumber.account_id,
+                           Account.state.label("account_state"), blocked_by_holder.label("blocked"))
+                    .outerjoin(Account, Account.id == FaxNumber.account_id)
+                    .where(FaxNumber.e164 == fax.to_number)
+                )
+            ).one_or_none()
+        routable = route is not None and route.state == "assigned" and route.account_state == "active"
+        blocked = routable and bool(route.blocked)
         state = QUEUED if routable and not blocked else BLOCKED if routable else UNROUTED
         keep = state == QUEUED or (state == UNROUTED and self.settings.unrouted == "hold")
         target = (self.spool_dir if state == QUEUED else self.held_dir) / f"{fax_id}.tif"
@@ -80,9 +87,9 @@ class InboundIntake:
             await asyncio.to_thread(_move_durably, fax.tiff_path, target)
         record = InboundFaxRecord(
             id=fax_id,
-            account_id=account.id if account is not None and state != UNROUTED else None,
+            account_id=route.account_id if route is not None and state != UNROUTED else None,
             to_number=fax.to_number,
-            number_kind=number.kind if number is not None else "",
+            number_kind=route.kind if route is not None else "",
             caller_number=fax.caller_number,
             remote_station_id=fax.remote_station_id.strip(),
             pages=fax.pages,
@@ -90,19 +97,22 @@ class InboundIntake:
             received_at=fax.received_at,
             state=state,
             tiff_path=str(target) if keep else "",
-            detail=_why(state, number, account),
+            detail=_why(state, route),
         )
-        async with db.transaction() as tx:
+
+        async def write(tx: AsyncSession) -> None:
             tx.add(record)
             if state == QUEUED:
-                assert account is not None and number is not None
+                assert route is not None
                 job = InboundFaxJob(
-                    id=fax_id, account_id=account.id, to_number=fax.to_number, number_kind=number.kind,
+                    id=fax_id, account_id=route.account_id, to_number=fax.to_number, number_kind=route.kind,
                     caller_number=fax.caller_number, remote_station_id=fax.remote_station_id.strip(),
                     pages=fax.pages, line_seconds=fax.line_seconds, received_at=fax.received_at,
                     tiff_path=str(target),
                 )
                 JobQueue.add(tx, QUEUE_INBOUND, job, job_id=fax_id)
+
+        await self.commits.write(write)
         if state == QUEUED:
             self.services.queue.wake(QUEUE_INBOUND)
             log.info("fax from %s to %s, %d page(s): queued for account %s",
@@ -115,18 +125,18 @@ class InboundIntake:
         return fax_id
 
 
-def _why(state: str, number: FaxNumber | None, account: Account | None) -> str:
+def _why(state: str, route: Row[Any] | None) -> str:
     if state == QUEUED:
         return ""
     if state == BLOCKED:
         return "caller or station blocked by the account (junk filter)"
-    if number is None:
+    if route is None:
         return "not one of our numbers"
-    if number.account_id is None or account is None:
+    if route.account_id is None or route.account_state is None:
         return "the number has no holder"
-    if number.state != "assigned":
-        return f"the number is {number.state}"
-    return f"the account is {account.state}"
+    if route.state != "assigned":
+        return f"the number is {route.state}"
+    return f"the account is {route.account_state}"
 
 
 def _move_durably(source: Path, target: Path) -> None:

@@ -1,8 +1,8 @@
 """The typed job of the `inbound` queue: one received fax on its way to the customer.
 
 Where it sits: `InboundIntake.accept` creates it when the fax line hands over a fax;
-each step of the inbound pipeline (handlers/inbound_*.py) fills in its part and the
-runner saves it after every step, so a restart resumes where it stopped.
+each step of the inbound pipeline (handlers/inbound_*.py) fills in its part; the
+runner saves it with the fax's outcome in the batch commit.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from bridge.outbox import StoredMail
 
 QUEUE_INBOUND = "inbound"
 
@@ -44,4 +46,5 @@ class InboundFaxJob(BaseModel):
     stored_tiff: str = ""
     pdf_path: str = ""
     footer: Footer | None = None
-    mail_ids: list[str] = Field(default_factory=list)
+    # The fax mails `deliver` stored (signed, in the spool); queued in the batch commit.
+    mails: list[StoredMail] = Field(default_factory=list)

@@ -13,7 +13,6 @@ R-MAIL-2: account notices are service announcements: never an opt-out, never pro
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -21,6 +20,7 @@ from string import Template
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bridge.inbound.jobs import Footer, InboundFaxJob
+from bridge.mime import Attachment, FaxMail
 from bridge.settings import SOURCE_DEFAULTS_FILE, Settings
 
 BUILTIN_TEMPLATES = SOURCE_DEFAULTS_FILE.parent / "templates"
@@ -65,14 +65,6 @@ class Footers:
         )
 
 
-@dataclass(frozen=True)
-class Attachment:
-    data: bytes
-    maintype: str
-    subtype: str
-    filename: str
-
-
 def fax_mail(
     settings: Settings,
     job: InboundFaxJob,
@@ -81,8 +73,10 @@ def fax_mail(
     envelope_from: str,
     time_zone: str,
     attachment: Attachment,
-) -> EmailMessage:
-    """The mail that brings a received fax to one delivery address (R-MAIL-3)."""
+) -> FaxMail:
+    """The mail that brings a received fax to one delivery address (R-MAIL-3). Written
+    by bridge.mime rather than `email`: it is the one large mail the service sends
+    often (bench/inbound)."""
     caller = job.caller_number or "an unknown caller"
     pages = f"{job.pages} page{'s' if job.pages != 1 else ''}"
     received = _local_time(job.received_at, time_zone)
@@ -96,38 +90,35 @@ def fax_mail(
         ("Reference", job.id),
     ]
     footer = job.footer
-    message = EmailMessage()
-    message["From"] = settings.service.notices_from
-    message["To"] = to
-    message["Subject"] = f"Fax from {caller}, {pages}"
-    message["Auto-Submitted"] = "auto-generated"
-    message["Return-Path"] = envelope_from  # the outbox makes it the envelope sender
+    headers = [
+        ("From", settings.service.notices_from),
+        ("To", to),
+        ("Subject", f"Fax from {caller}, {pages}"),
+        ("Auto-Submitted", "auto-generated"),
+        ("Return-Path", envelope_from),  # the outbox makes it the envelope sender
+    ]
     if footer is not None and footer.list_unsubscribe:
-        message["List-Unsubscribe"] = footer.list_unsubscribe
-        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
+        headers.append(("List-Unsubscribe", footer.list_unsubscribe))
+        headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))  # RFC 8058
     width = max(len(label) for label, _ in facts)
     text = [f"You received a fax on {job.to_number}.", ""]
     text += [f"{label + ':':<{width + 1}} {value}" for label, value in facts]
     text += ["", f"The fax is attached ({attachment.filename}).", ""]
     if footer is not None:
         text.append(footer.text)
-    message.set_content("\n".join(text))
     rows = "".join(
         f'<tr><th align="left" style="padding-right:12px">{html.escape(label)}</th><td>{html.escape(value)}</td></tr>'
         for label, value in facts
     )
     markup = (
-        "<!DOCTYPE html><html><body style=\"font-family:sans-serif\">"
-        f"<p>You received a fax on {html.escape(job.to_number)}.</p>"
-        f"<table>{rows}</table>"
-        f"<p>The fax is attached ({html.escape(attachment.filename)}).</p>"
-        f"{footer.html if footer is not None else ''}"
+        "<!DOCTYPE html><html><body style=\"font-family:sans-serif\">\n"
+        f"<p>You received a fax on {html.escape(job.to_number)}.</p>\n"
+        f"<table>{rows}</table>\n"
+        f"<p>The fax is attached ({html.escape(attachment.filename)}).</p>\n"
+        f"{footer.html if footer is not None else ''}\n"
         "</body></html>"
     )
-    message.add_alternative(markup, subtype="html")
-    message.add_attachment(attachment.data, maintype=attachment.maintype, subtype=attachment.subtype,
-                           filename=attachment.filename)
-    return message
+    return FaxMail(headers, "\n".join(text), markup, attachment)
 
 
 def account_notice(settings: Settings, *, to: list[str], subject: str, body: str) -> EmailMessage:

@@ -3,32 +3,58 @@
 Where it sits: fax line in -> intake (bridge.inbound.intake) -> *inbound pipeline*
 -> outgoing mail queue -> relay. `InboundRunner` claims `inbound` jobs and runs the
 steps named in config `inbound.pipeline`, each a small class in handlers/inbound_*.py
-with one `async process(job)`. The job is saved after every step, so a restart resumes
-at the next one; each step is safe to run again.
+with one `async process(job)`.
+
+Write once (issue 6 asks for 100 faxes a second): a step's `process` does its work on
+files and in memory and only *reads* the database; a step that has something to write
+also has `async record(tx, faxes)`, which writes for the faxes of a whole batch and
+returns those it refuses. The runner claims up to `inbound.batch` jobs at once, runs
+their steps side by side, and then commits the batch in ONE transaction: every step's
+`record`, each fax's row (file paths, state) and each job's end.
+Should one fax's `record` raise, that transaction is dropped and the batch written
+again with each fax in a savepoint, so only that fax ends rejected or failed. A commit
+per fax and step would hold the path to one database round trip after another.
+
+Crash safety: nothing of a fax is in the database until that commit, so a crash
+before it re-runs the fax's steps from the start; each step is safe to run again
+(`store` finds the file already moved, `deliver` rewrites its mails under the same
+ids and charges only in the commit, once: R-USE-1, Non-negotiable 2).
 
 A step that must not go on (the account was closed while the fax waited) raises
-`RejectInbound`; the job ends `rejected` with the reason, the fax is recorded as
-undeliverable and stays in the message center until the retention purge. Any other
-exception parks the job in `failed` for `faxbridge jobs retry`.
+`RejectInbound`, in `process` or in `record`; the job ends `rejected` with the reason,
+the fax is recorded as undeliverable and stays in the message center until the
+retention purge. Any other exception parks that job alone in `failed` for
+`faxbridge jobs retry`; the rest of the batch commits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.components import Services
+from bridge.inbound.accounts import AccountViews
 from bridge.inbound.jobs import QUEUE_INBOUND, InboundFaxJob
 from bridge.inbound.messages import Footers
 from bridge.inbound.models import UNDELIVERABLE, InboundFaxRecord
-from bridge.queue import DONE, REJECTED, JobQueue
-from bridge.pipeline import StepRunner, build_pipeline
+from bridge.inbound.workpool import WorkPool
+from bridge.logcontext import current_job
+from bridge.models import Account, Job
+from bridge.pipeline import build_pipeline
+from bridge.queue import DONE, FAILED, REJECTED, JobQueue
 from bridge.refusal import Refusal
+from bridge.runner import Runner
+
+if TYPE_CHECKING:
+    from bridge.money.meter import Reception
 
 log = logging.getLogger("bridge.inbound")
 
@@ -38,12 +64,11 @@ class RejectInbound(Refusal):
 
 
 class InboundMetering(Protocol):
-    """Charges a received fax inside the delivery transaction (R-USE-1, R-PLAN-2/3);
-    bridge.money.meter.Metering is one. Returns the amount charged, in minor units."""
+    """Charges received faxes inside the delivery transaction (R-USE-1, R-PLAN-2/3);
+    bridge.money.meter.Metering is one. Returns the amount charged per fax id, in minor
+    units."""
 
-    async def charge_inbound(
-        self, tx: AsyncSession, *, account_id: int, fax_id: str, pages: int, line_seconds: float, number_kind: str
-    ) -> int: ...
+    async def charge_receptions(self, tx: AsyncSession, receptions: Sequence[Reception]) -> dict[str, int]: ...
 
 
 @dataclass(frozen=True)
@@ -54,9 +79,15 @@ class InboundContext:
     footers: Footers
     store_dir: Path  # the message center's files: <store_dir>/<account id>/<fax id>.*
     metering: InboundMetering | None
+    work: WorkPool  # worker processes for the heavy file work
+    accounts: AccountViews  # the accounts of the batch, read when it starts
 
 
 class InboundStep(Protocol):
+    """A step: `process(job)` works and reads; a step that writes to the database also
+    has `async record(tx, faxes) -> {fax id: RejectInbound}`, called inside the batch's
+    transaction with the faxes still going: it writes for all but those it refuses."""
+
     name: str
 
     async def process(self, job: InboundFaxJob) -> None: ...
@@ -71,27 +102,156 @@ def build_inbound_pipeline(
     return build_pipeline(names, registry, context, setting="inbound.pipeline")
 
 
-class InboundRunner(StepRunner[InboundFaxJob]):
+@dataclass
+class _Worked:
+    """What became of one claimed fax before the batch commit."""
+
+    job_id: str
+    fax: InboundFaxJob
+    stage: str
+    refusal: RejectInbound | None = None
+    error: str | None = None  # a traceback: the job is parked in `failed`
+
+
+class InboundRunner(Runner):
     queue_name = QUEUE_INBOUND
-    payload_type = InboundFaxJob
-    rejection = RejectInbound
 
-    async def completed(self, job_id: str, fax: InboundFaxJob) -> None:
-        async with self.queue.db.transaction() as tx:
-            JobQueue.finish(await self.queue.owned(tx, job_id), DONE)
-        log.info("inbound fax done: %d mail(s) queued", len(fax.mail_ids))
+    def __init__(
+        self,
+        queue: JobQueue,
+        steps: Sequence[InboundStep],
+        accounts: AccountViews,
+        *,
+        workers: int,
+        batch_size: int,
+        poll_seconds: float,
+    ) -> None:
+        super().__init__(queue, workers=workers, poll_seconds=poll_seconds)
+        self.steps = tuple(steps)
+        self.accounts = accounts
+        self.batch_size = batch_size
 
-    async def rejected(self, job_id: str, fax: InboundFaxJob, stage: str, refusal: RejectInbound) -> None:
-        await self._reject(job_id, fax, stage, refusal)
+    async def handle_batch(self, jobs: list[Job]) -> None:
+        await self.accounts.load(job.payload["account_id"] for job in jobs)
+        worked = await asyncio.gather(*(self._work_on(job) for job in jobs))
+        try:
+            async with self.queue.db.transaction() as tx:
+                ended = await self._commit(tx, worked)
+        except Exception:
+            # A step's `record` failed: nothing of the batch was written. Again, each
+            # fax in a savepoint, so that one ends failed and the others commit.
+            async with self.queue.db.transaction() as tx:
+                ended = await self._commit(tx, worked, isolated=True)
+        for item, state in zip(worked, ended, strict=True):
+            token = current_job.set(item.job_id)
+            try:
+                if state == DONE:
+                    log.info("inbound fax done: mailed to %s",
+                             ", ".join(rcpt for stored in item.fax.mails for rcpt in stored.mail.rcpt_tos) or "nobody")
+                elif state == REJECTED:
+                    assert item.refusal is not None
+                    log.info("not delivered (at %s): %s", item.stage, item.refusal.reason)
+                    await asyncio.to_thread(_discard_unqueued_mails, item.fax)
+                elif state == FAILED:
+                    log.error("failed at %s; parked for `faxbridge jobs retry %s`\n%s", item.stage, item.job_id, item.error)
+                    await asyncio.to_thread(_discard_unqueued_mails, item.fax)
+                else:
+                    log.warning("lease lost: another worker took this job over")
+            finally:
+                current_job.reset(token)
 
-    async def _reject(self, job_id: str, fax: InboundFaxJob, stage: str, refusal: RejectInbound) -> None:
-        log.info("not delivered (at %s): %s", stage, refusal.reason)
-        async with self.queue.db.transaction() as tx:
-            owned = await self.queue.owned(tx, job_id)
-            owned.stage = stage
-            owned.payload = fax.model_dump(mode="json")
-            JobQueue.finish(owned, REJECTED, error=refusal.reason, rule=refusal.rule)
-            record = await tx.get(InboundFaxRecord, fax.id)
-            if record is not None:
-                record.state = UNDELIVERABLE
-                record.detail = refusal.reason
+    async def _work_on(self, job: Job) -> _Worked:
+        """Run the steps' `process` for one fax (no database writes)."""
+        token = current_job.set(job.id)
+        fax = InboundFaxJob.model_validate(job.payload)
+        stage = self.queue_name
+        try:
+            for step in self.steps:
+                stage = step.name
+                log.debug("step %s", stage)
+                await step.process(fax)
+        except RejectInbound as refusal:
+            return _Worked(job.id, fax, stage, refusal=refusal)
+        except Exception:
+            return _Worked(job.id, fax, stage, error=traceback.format_exc())
+        finally:
+            current_job.reset(token)
+        return _Worked(job.id, fax, stage)
+
+    async def _commit(self, tx: AsyncSession, worked: Sequence[_Worked], *, isolated: bool = False) -> list[str | None]:
+        """Write the batch's outcomes; each fax's end state, or None for a job that is
+        no longer ours. Not `isolated`, a step's exception propagates (the caller then
+        does it all again `isolated`: each fax's records in a savepoint of its own)."""
+        ids = [item.job_id for item in worked]
+        # One query each for the batch's jobs, fax rows and accounts: the steps' and
+        # metering's `tx.get`s then find them in the session (which holds objects only
+        # weakly: these lists keep them there until the commit).
+        jobs = {job.id: job for job in await tx.scalars(
+            select(Job).where(Job.id.in_(ids)).execution_options(populate_existing=True))}
+        rows = (await tx.scalars(select(InboundFaxRecord).where(InboundFaxRecord.id.in_(ids)))).all()
+        accounts = (await tx.scalars(
+            select(Account).where(Account.id.in_({item.fax.account_id for item in worked})))).all()
+        ours = [item for item in worked if self.queue.is_ours(jobs.get(item.job_id))]
+        going = [item for item in ours if item.refusal is None and item.error is None]
+        if isolated:
+            for item in going:
+                try:
+                    async with tx.begin_nested():
+                        await self._record([item], tx)
+                except Exception:
+                    item.error = traceback.format_exc()
+        else:
+            await self._record(going, tx)
+        ended: dict[str, str] = {}
+        for item in ours:
+            job = jobs[item.job_id]
+            if isolated:
+                await tx.refresh(job)  # as it was before a savepoint that was rolled back
+            job.stage = item.stage
+            job.payload = item.fax.model_dump(mode="json")
+            row = await _note_files(tx, item.fax)
+            if item.refusal is not None:
+                JobQueue.finish(job, REJECTED, error=item.refusal.reason, rule=item.refusal.rule)
+                if row is not None:
+                    row.state = UNDELIVERABLE
+                    row.detail = item.refusal.reason
+                ended[item.job_id] = REJECTED
+            elif item.error is not None:
+                JobQueue.finish(job, FAILED, error=item.error)
+                ended[item.job_id] = FAILED
+            else:
+                job.steps_done = [step.name for step in self.steps]
+                JobQueue.finish(job, DONE)
+                ended[item.job_id] = DONE
+        del rows, accounts  # held until here on purpose (see above)
+        return [ended.get(item.job_id) for item in worked]
+
+    async def _record(self, items: list[_Worked], tx: AsyncSession) -> None:
+        """Every step's `record` for the faxes still going; a refused fax drops out."""
+        for step in self.steps:
+            record = getattr(step, "record", None)
+            if record is None or not items:
+                continue
+            for item in items:
+                item.stage = step.name
+            refused = await record(tx, [item.fax for item in items])
+            for item in items:
+                if item.fax.id in refused:
+                    item.refusal = refused[item.fax.id]
+            items = [item for item in items if item.refusal is None]
+
+
+async def _note_files(tx: AsyncSession, fax: InboundFaxJob) -> InboundFaxRecord | None:
+    """Record where the fax's files are now, for the message center and the purge."""
+    row = await tx.get(InboundFaxRecord, fax.id)
+    if row is not None:
+        row.tiff_path = fax.stored_tiff or fax.tiff_path
+        if fax.pdf_path:
+            row.pdf_path = fax.pdf_path
+    return row
+
+
+def _discard_unqueued_mails(fax: InboundFaxJob) -> None:
+    """Mails `deliver` stored for a fax that was not delivered: never queued, removed."""
+    for stored in fax.mails:
+        Path(stored.mail.eml_path).unlink(missing_ok=True)

@@ -21,6 +21,8 @@ class InboundSettings(_Section):
 
     pipeline: tuple[str, ...] = Field(("store", "to-pdf", "decorate", "deliver"), min_length=1)
     workers: int = Field(2, ge=1, le=64)
+    batch: int = Field(16, ge=1, le=256)
+    processes: int = Field(2, ge=0, le=64)
     # A fax for a number with no active holder (unassigned, suspended, or its account
     # suspended or closed) is answered by the line, then "discard"ed or "hold"-ed in
     # spool/inbound/held/ for an operator; never delivered to a former holder.

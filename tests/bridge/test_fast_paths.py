@@ -1,0 +1,147 @@
+"""The fast paths inbound delivery relies on (bench/inbound) give the same answers as
+the slow, obvious ones: the fax mail writer against `email`'s parser, DKIM's relaxed
+body canonicalisation against RFC 6376 3.4.4 applied line by line, group commits
+against one transaction each, batch claims against double claiming, and the worker
+pool against a worker that dies."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import re
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from bridge import schema
+from bridge.db import Database, GroupCommit
+from bridge.dkim import _relaxed_body
+from bridge.inbound.workpool import WorkContext, WorkPool
+from bridge.jobs import OutgoingMail
+from bridge.mime import Attachment, FaxMail, base64_lines
+from bridge.models import Job
+from bridge.outbox import MailStore
+from bridge.queue import JobQueue
+from bridge.spool import Spool
+from tests.support import Site
+
+
+# --- the fax mail writer -------------------------------------------------------------------
+@pytest.mark.parametrize("size", [0, 1, 56, 57, 58, 3 * 57, 340_001])
+def test_base64_lines_are_what_the_standard_library_writes(size: int) -> None:
+    data = os.urandom(size)
+    assert base64_lines(data) == base64.encodebytes(data)
+
+
+def test_a_fax_mail_reads_back_whole_with_email_s_own_parser() -> None:
+    pdf = os.urandom(200_000)
+    mail = FaxMail(
+        headers=[("From", "Fäx Brïdge <noreply@fax.example>"), ("To", "alice@example.com"),
+                 ("Subject", "Fax from +15550100777, 3 pages"),
+                 ("List-Unsubscribe", "<mailto:unsubscribe+" + "ab" * 20 + "@fax.example>, <https://fax.example/u/"
+                  + "ab" * 20 + ">")],
+        text="Grüße — your fax\nline two",
+        html="<p>" + "x" * 1500 + "</p>",  # one line longer than SMTP allows: must be encoded
+        attachment=Attachment(pdf, "application", "pdf", "fax-20261123-1200-15550100777.pdf"),
+    )
+    raw = mail.as_bytes()
+    assert max(len(line) for line in raw.split(b"\n")) <= 998
+    parsed = message_from_bytes(raw, policy=policy.default)
+    assert parsed["From"].addresses[0].display_name == "Fäx Brïdge"
+    assert parsed["List-Unsubscribe"] == mail.get("List-Unsubscribe")
+    assert parsed.get_content_type() == "multipart/mixed"
+    assert parsed.get_body(("plain",)).get_content() == "Grüße — your fax\nline two\n"
+    assert parsed.get_body(("html",)).get_content() == "<p>" + "x" * 1500 + "</p>\n"
+    [attachment] = list(parsed.iter_attachments())
+    assert attachment.get_filename() == "fax-20261123-1200-15550100777.pdf"
+    assert attachment.get_content() == pdf
+    assert not any(part.defects for part in parsed.walk())
+
+
+# --- DKIM relaxed body ----------------------------------------------------------------------
+def _relaxed_body_by_the_rfc(body: bytes) -> bytes:
+    """RFC 6376 3.4.4, line by line, as written there."""
+    lines = body.replace(b"\r\n", b"\n").split(b"\n")
+    lines = [re.sub(rb"[ \t]+", b" ", line).rstrip(b" ") for line in lines]
+    while lines and not lines[-1]:
+        lines.pop()
+    return b"".join(line + b"\r\n" for line in lines)
+
+
+@given(st.lists(st.sampled_from([b"a", b"Zm9v", b" ", b"\t", b"\n", b"\r\n", b"  \t "]), max_size=40))
+def test_relaxed_body_canonicalisation_is_rfc_6376_3_4_4(pieces: list[bytes]) -> None:
+    body = b"".join(pieces)
+    assert _relaxed_body(body) == _relaxed_body_by_the_rfc(body)
+
+
+# --- database fast paths ---------------------------------------------------------------------
+@pytest.fixture
+async def db(tmp_path: Path):  # type: ignore[no-untyped-def]
+    settings = Site(tmp_path).write().settings()
+    await asyncio.to_thread(schema.upgrade, settings.database.url)
+    database = Database(settings.database.url)
+    yield database
+    await database.close()
+
+
+async def test_a_failing_write_in_a_group_commit_fails_only_its_own_caller(db: Database) -> None:
+    group = GroupCommit(db)
+    mail = OutgoingMail(mail_from="a@x", rcpt_tos=["b@x"], eml_path="/dev/null", kind="test")
+
+    def adding(job_id: str):  # type: ignore[no-untyped-def]
+        async def write(tx):  # type: ignore[no-untyped-def]
+            JobQueue.add(tx, "test", mail, job_id=job_id)
+            await tx.flush()
+            return job_id
+        return write
+
+    outcomes = await asyncio.gather(
+        group.write(adding("one")), group.write(adding("same")), group.write(adding("same")),
+        group.write(adding("two")), return_exceptions=True,
+    )
+    assert outcomes[0] == "one" and outcomes[3] == "two"
+    assert sum(isinstance(o, Exception) for o in outcomes[1:3]) == 1  # the second "same" breaks the key
+    async with db.reading() as session:
+        stored = set(await session.scalars(select(Job.id).where(Job.queue == "test")))
+    assert stored == {"one", "same", "two"}
+
+
+async def test_two_workers_claiming_batches_at_once_never_take_the_same_job(db: Database) -> None:
+    mail = OutgoingMail(mail_from="a@x", rcpt_tos=["b@x"], eml_path="/dev/null", kind="test")
+    async with db.transaction() as tx:
+        for n in range(40):
+            JobQueue.add(tx, "test", mail, job_id=f"J{n:02d}")
+    first, second = JobQueue(db, lease_seconds=60), JobQueue(db, lease_seconds=60)
+    taken: list[str] = []
+    while True:
+        batches = await asyncio.gather(first.claim_many("test", 7), second.claim_many("test", 7))
+        if not any(batches):
+            break
+        taken += [job.id for batch in batches for job in batch]
+    assert sorted(taken) == [f"J{n:02d}" for n in range(40)]  # each once
+    async with db.reading() as session:
+        assert await session.scalar(select(func.count()).select_from(Job).where(Job.state == "running")) == 40
+
+
+# --- the worker pool -------------------------------------------------------------------------
+def die_the_first_time(_context: WorkContext, marker: str) -> str:
+    if not os.path.exists(marker):
+        Path(marker).touch()
+        os._exit(1)  # the worker process dies mid-call
+    return f"done in {os.getpid()}"
+
+
+async def test_a_worker_process_that_dies_is_replaced_and_the_call_made_again(tmp_path: Path) -> None:
+    settings = Site(tmp_path).write().settings()
+    pool = WorkPool(WorkContext(settings, MailStore(Spool(tmp_path / "spool"), mail_domain="fax.example")),
+                    processes=1)
+    try:
+        answer = await pool.run(die_the_first_time, str(tmp_path / "died"))
+    finally:
+        pool.close()
+    assert answer.startswith("done in ") and answer != f"done in {os.getpid()}"
