@@ -25,8 +25,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Row, exists, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, Table, bindparam, exists, or_, select
 
 from bridge.components import Services
 from bridge.db import GroupCommit
@@ -35,7 +34,7 @@ from bridge.inbound.jobs import QUEUE_INBOUND, InboundFaxJob
 from bridge.inbound.models import BLOCKED, QUEUED, UNROUTED, BlockedSender, InboundFaxRecord
 from bridge.jobs import new_id
 from bridge.logcontext import current_job
-from bridge.models import Account, FaxNumber
+from bridge.models import Account, FaxNumber, Job
 from bridge.queue import JobQueue
 from bridge.spool import fsync_directory
 
@@ -62,21 +61,10 @@ class InboundIntake:
 
     async def _accept(self, fax_id: str, fax: InboundFax) -> str:
         db = self.services.db
-        blocked_by_holder = exists().where(
-            BlockedSender.account_id == FaxNumber.account_id,
-            or_(
-                (BlockedSender.kind == "caller") & (BlockedSender.value == fax.caller_number),
-                (BlockedSender.kind == "station") & (BlockedSender.value == fax.remote_station_id.strip()),
-            ),
-        )
+        station = fax.remote_station_id.strip()
         async with db.reading() as session:
             route = (
-                await session.execute(
-                    select(FaxNumber.kind, FaxNumber.state, FaxNumber.account_id,
-                           Account.state.label("account_state"), blocked_by_holder.label("blocked"))
-                    .outerjoin(Account, Account.id == FaxNumber.account_id)
-                    .where(FaxNumber.e164 == fax.to_number)
-                )
+                await session.execute(_ROUTE, {"number": fax.to_number, "caller": fax.caller_number, "station": station})
             ).one_or_none()
         routable = route is not None and route.state == "assigned" and route.account_state == "active"
         blocked = routable and bool(route.blocked)
@@ -85,44 +73,61 @@ class InboundIntake:
         target = (self.spool_dir if state == QUEUED else self.held_dir) / f"{fax_id}.tif"
         if keep:
             await asyncio.to_thread(_move_durably, fax.tiff_path, target)
-        record = InboundFaxRecord(
+        record = dict(
             id=fax_id,
             account_id=route.account_id if route is not None and state != UNROUTED else None,
             to_number=fax.to_number,
             number_kind=route.kind if route is not None else "",
             caller_number=fax.caller_number,
-            remote_station_id=fax.remote_station_id.strip(),
+            remote_station_id=station,
             pages=fax.pages,
             line_seconds=fax.line_seconds,
             received_at=fax.received_at,
             state=state,
-            tiff_path=str(target) if keep else "",
             detail=_why(state, route),
+            tiff_path=str(target) if keep else "",
+            pdf_path="",
+            charged_minor=0,
+            delivered_at=None,
+            purged_at=None,
         )
-
-        async def write(tx: AsyncSession) -> None:
-            tx.add(record)
-            if state == QUEUED:
-                assert route is not None
-                job = InboundFaxJob(
-                    id=fax_id, account_id=route.account_id, to_number=fax.to_number, number_kind=route.kind,
-                    caller_number=fax.caller_number, remote_station_id=fax.remote_station_id.strip(),
-                    pages=fax.pages, line_seconds=fax.line_seconds, received_at=fax.received_at,
-                    tiff_path=str(target),
-                )
-                JobQueue.add(tx, QUEUE_INBOUND, job, job_id=fax_id)
-
-        await self.commits.write(write)
+        rows: dict[Table, list[dict[str, Any]]] = {InboundFaxRecord.__table__: [record]}
+        if state == QUEUED:
+            assert route is not None
+            job = InboundFaxJob(
+                id=fax_id, account_id=route.account_id, to_number=fax.to_number, number_kind=route.kind,
+                caller_number=fax.caller_number, remote_station_id=station, pages=fax.pages,
+                line_seconds=fax.line_seconds, received_at=fax.received_at, tiff_path=str(target),
+            )
+            rows[Job.__table__] = [JobQueue.new_row(QUEUE_INBOUND, job, job_id=fax_id)]
+        await self.commits.insert(rows)
         if state == QUEUED:
             self.services.queue.wake(QUEUE_INBOUND)
             log.info("fax from %s to %s, %d page(s): queued for account %s",
-                     fax.caller_number or "unknown", fax.to_number, fax.pages, record.account_id)
+                     fax.caller_number or "unknown", fax.to_number, fax.pages, record["account_id"])
         else:
             if not keep:
                 await asyncio.to_thread(fax.tiff_path.unlink, True)
             log.info("fax from %s to %s, %d page(s): %s (%s)%s", fax.caller_number or "unknown", fax.to_number,
-                     fax.pages, state, record.detail, f"; held at {target}" if keep else "; discarded")
+                     fax.pages, state, record["detail"], f"; held at {target}" if keep else "; discarded")
         return fax_id
+
+
+# Where a fax to `number` goes: the number, its holder's state, and whether the holder
+# blocked this caller or station (one query; built once, run with bound values).
+_BLOCKED_BY_HOLDER = exists().where(
+    BlockedSender.account_id == FaxNumber.account_id,
+    or_(
+        (BlockedSender.kind == "caller") & (BlockedSender.value == bindparam("caller")),
+        (BlockedSender.kind == "station") & (BlockedSender.value == bindparam("station")),
+    ),
+)
+_ROUTE = (
+    select(FaxNumber.kind, FaxNumber.state, FaxNumber.account_id, Account.state.label("account_state"),
+           _BLOCKED_BY_HOLDER.label("blocked"))
+    .outerjoin(Account, Account.id == FaxNumber.account_id)
+    .where(FaxNumber.e164 == bindparam("number"))
+)
 
 
 def _why(state: str, route: Row[Any] | None) -> str:
