@@ -2,9 +2,10 @@
 
 Where it sits: first step of the inbound pipeline (fax line in -> intake -> *store* ->
 to-pdf -> decorate -> deliver). The intake left the TIFF in spool/inbound/; this moves
-it to <store_dir>/<account id>/<fax id>.tif, durably. The runner records the new path
-on the fax's row in its batch commit, where the customer can list it and the retention
-purge finds it. Run again after a crash, it finds the file already moved.
+it to <store_dir>/<account id>/<fax id>.tif. The runner fsyncs both directories and
+records the new path on the fax's row in its batch commit, where the customer can list
+it and the retention purge finds it. Run again after a crash, it finds the file
+already moved (or, if the move was lost with the power, moves it again).
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ def move_into_store(_context: WorkContext, source: str, target: str) -> None:
 def _move(source: Path, target: Path) -> None:
     if target.exists() and not source.exists():
         return  # moved by an earlier run of this step
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(source, target)  # same file system: the store lives beside the spool
-    fsync_directory(target.parent)
-    fsync_directory(source.parent)
+    if not target.parent.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fsync_directory(target.parent.parent)  # the account's new folder is a name too
+    # Same file system: the store lives beside the spool. Both directories are fsynced
+    # by the runner, once per batch, before the commit that records the new path.
+    os.replace(source, target)

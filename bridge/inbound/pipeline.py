@@ -52,6 +52,7 @@ from bridge.pipeline import build_pipeline
 from bridge.queue import DONE, FAILED, REJECTED, JobQueue
 from bridge.refusal import Refusal
 from bridge.runner import Runner
+from bridge.spool import fsync_directory
 
 if TYPE_CHECKING:
     from bridge.money.meter import Reception
@@ -134,6 +135,10 @@ class InboundRunner(Runner):
     async def handle_batch(self, jobs: list[Job]) -> None:
         await self.accounts.load(job.payload["account_id"] for job in jobs)
         worked = await asyncio.gather(*(self._work_on(job) for job in jobs))
+        # The steps fsynced the files they wrote, not the directories: the names are
+        # made durable here, once per directory for the batch, before the commit that
+        # records them.
+        await asyncio.to_thread(_sync_directories, worked)
         try:
             async with self.queue.db.transaction() as tx:
                 ended = await self._commit(tx, worked)
@@ -249,6 +254,17 @@ async def _note_files(tx: AsyncSession, fax: InboundFaxJob) -> InboundFaxRecord 
         if fax.pdf_path:
             row.pdf_path = fax.pdf_path
     return row
+
+
+def _sync_directories(worked: Sequence[_Worked]) -> None:
+    directories: set[Path] = set()
+    for item in worked:
+        fax = item.fax
+        paths = [fax.tiff_path, fax.stored_tiff, fax.pdf_path, *(stored.mail.eml_path for stored in fax.mails)]
+        directories.update(Path(path).parent for path in paths if path)
+    for directory in sorted(directories):
+        if directory.exists():
+            fsync_directory(directory)
 
 
 def _discard_unqueued_mails(fax: InboundFaxJob) -> None:
