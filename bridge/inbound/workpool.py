@@ -68,11 +68,14 @@ class WorkPool:
         self._idle: asyncio.Queue[_Worker] | None = None
         self._workers: list[_Worker] = []
         self._starting: asyncio.Lock | None = None
+        self._closed = False
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """`fn(context, *args)` in a worker process (or a thread when processes = 0)."""
         if not self.processes:
             return await asyncio.to_thread(fn, self.context, *args)
+        if self._closed:
+            raise WorkerDied("the worker pool is closed")
         idle = await self._started()
         for attempt in (1, 2):
             worker = await idle.get()
@@ -95,7 +98,8 @@ class WorkPool:
         raise AssertionError("unreachable")
 
     async def _replace_into(self, idle: asyncio.Queue[_Worker], dead: _Worker) -> None:
-        idle.put_nowait(await self._replace(dead))
+        if not self._closed:  # not while the server shuts down
+            idle.put_nowait(await self._replace(dead))
 
     async def warm(self) -> None:
         """Start the workers now rather than with the first call (bench/inbound measures
@@ -134,6 +138,7 @@ class WorkPool:
 
     def close(self) -> None:
         """Stop the workers (blocking: at shutdown, from a thread)."""
+        self._closed = True
         for worker in self._workers:
             worker.stop(STOP_SECONDS)
         self._workers = []
