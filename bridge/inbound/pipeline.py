@@ -11,9 +11,10 @@ also has `async record(tx, faxes)`, which writes for the faxes of a whole batch 
 returns those it refuses. The runner claims up to `inbound.batch` jobs at once, runs
 their steps side by side, and then commits the batch in ONE transaction: every step's
 `record`, each fax's row (file paths, state) and each job's end.
-Should one fax's `record` raise, that transaction is dropped and the batch written
-again with each fax in a savepoint, so only that fax ends rejected or failed. A commit
-per fax and step would hold the path to one database round trip after another.
+Should a `record` raise, that transaction is dropped and the batch written again with
+each fax in a savepoint, so only that fax ends failed. A commit per fax and step would
+hold the path to one database round trip after another. Before the commit the runner
+fsyncs, once each, the directories the steps wrote files into.
 
 Crash safety: nothing of a fax is in the database until that commit, so a crash
 before it re-runs the fax's steps from the start; each step is safe to run again
@@ -21,7 +22,8 @@ before it re-runs the fax's steps from the start; each step is safe to run again
 ids and charges only in the commit, once: R-USE-1, Non-negotiable 2).
 
 A step that must not go on (the account was closed while the fax waited) raises
-`RejectInbound`, in `process` or in `record`; the job ends `rejected` with the reason,
+`RejectInbound` in `process`, or `record` returns it for that fax; the job ends
+`rejected` with the reason,
 the fax is recorded as undeliverable and stays in the message center until the
 retention purge. Any other exception parks that job alone in `failed` for
 `faxbridge jobs retry`; the rest of the batch commits.
