@@ -14,6 +14,7 @@ from bridge.db import Database
 from bridge.models import utcnow
 from bridge.money.meter import Metering
 from bridge.money.payments import put_card_on_file
+from tests.postgres import postgres_server  # noqa: F401  (a session fixture for every test package)
 from tests.support import Site, ThreadedServer
 
 

@@ -5,8 +5,8 @@ others, and a crash before the commit repeats work, never mail or money (R-USE-1
 Non-negotiable 2).
 
 These tests drive the real component (intake, steps, worker processes, metering) over
-a real SQLite database, and hand the runner its batch directly, so that what is in a
-batch is known.
+a real database, SQLite and PostgreSQL each, and hand the runner its batch directly, so
+that what is in a batch is known.
 """
 
 from __future__ import annotations
@@ -125,9 +125,12 @@ class Inbound:
         return sorted(self.spool.outgoing.glob("*.eml"))
 
 
-@pytest.fixture
-async def inbound(tmp_path: Path, three_pages: Path) -> AsyncIterator[Inbound]:
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def inbound(request: pytest.FixtureRequest, tmp_path: Path, three_pages: Path) -> AsyncIterator[Inbound]:
     site = Site(tmp_path).write()
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_server").new_database()
+        site.config.write_text(site.config.read_text().replace(f'url = "sqlite+aiosqlite:///{site.db_path}"', f'url = "{url}"'))
     settings = site.settings()
     await asyncio.to_thread(schema.upgrade, settings.database.url)
     spool = Spool(settings.paths.spool_dir)
