@@ -127,21 +127,20 @@ class JobQueue:
         # Look first without the write lock: an idle runner must not make the intake
         # wait for the database.
         async with self.db.reading() as session:
-            candidates = (
-                await session.scalars(
-                    select(Job.id).where(claimable).order_by(Job.not_before).limit(limit + 4)
-                )
-            ).all()
-        if not candidates:
-            return []
-
-        async def take(tx: AsyncSession, job_ids: Sequence[str]) -> Sequence[Job]:
-            # The WHERE repeats `claimable`: a job another worker took since the look
-            # above is skipped, not taken twice.
-            return (
+            if await session.scalar(select(Job.id).where(claimable).limit(1)) is None:
+                return []
+        # Choose and take in one statement, inside the write transaction: two workers
+        # claiming at once each get a whole batch, never the same job (PostgreSQL: the
+        # rows chosen are locked, and rows another claimer holds are skipped).
+        chosen = (
+            select(Job.id).where(claimable).order_by(Job.not_before).limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        async with self.db.transaction() as tx:
+            claimed = (
                 await tx.scalars(
                     update(Job)
-                    .where(Job.id.in_(job_ids), claimable)
+                    .where(Job.id.in_(chosen), claimable)
                     .values(
                         state=RUNNING,
                         lease_owner=self.owner,
@@ -153,13 +152,7 @@ class JobQueue:
                     .execution_options(synchronize_session=False)
                 )
             ).all()
-
-        async with self.db.transaction() as tx:
-            claimed = await take(tx, candidates[:limit])
-            if not claimed and len(candidates) > limit:
-                claimed = await take(tx, candidates[limit:])  # all taken meanwhile: the next few
-        order = {job_id: n for n, job_id in enumerate(candidates)}
-        return sorted(claimed, key=lambda job: order[job.id])
+        return sorted(claimed, key=lambda job: job.not_before)
 
     async def owned(self, tx: AsyncSession, job_id: str) -> Job:
         """The job, locked to us: LeaseLost if another worker owns it now."""
