@@ -22,14 +22,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Table, event, insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from bridge.spool import fsync_directory
 
 log = logging.getLogger("bridge.db")
 
@@ -149,11 +151,15 @@ class GroupCommit:
         self.db = db
         self.urgent = urgent
         self._pending: list[tuple[Rows, asyncio.Future[None]]] = []
+        self._directories: set[Path] = set()
         self._committer: asyncio.Task[None] | None = None
 
-    async def insert(self, rows: Rows) -> None:
+    async def insert(self, rows: Rows, *, sync_directories: Iterable[Path] = ()) -> None:
+        """Commit `rows`; first fsync `sync_directories` (where the caller put the files
+        the rows point at), once for the whole group."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((rows, future))
+        self._directories.update(sync_directories)
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_while_pending(), name="group-commit")
         # shield: a caller that is cancelled does not cancel the group's commit.
@@ -162,7 +168,16 @@ class GroupCommit:
     async def _commit_while_pending(self) -> None:
         while self._pending:
             group, self._pending = self._pending, []
+            directories, self._directories = self._directories, set()
             errors: list[BaseException | None]
+            try:
+                await asyncio.gather(*(asyncio.to_thread(fsync_directory, d) for d in sorted(directories)))
+            except OSError as error:
+                log.exception("cannot make %d directories durable", len(directories))
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
             try:
                 # The common case: every row goes in, one commit for all.
                 async with self.db.transaction(urgent=self.urgent) as tx:

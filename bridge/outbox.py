@@ -44,7 +44,7 @@ class MailStore:
         kind: str,
         about_job: str | None = None,
         mail_id: str | None = None,
-        sync_directory: bool = True,
+        sync: bool = True,
     ) -> StoredMail:
         """Sign and write `message` to the spool, durably, without queueing it (blocking:
         run it in a thread). `Outbox.queue_stored` queues it, in the caller's transaction.
@@ -52,9 +52,9 @@ class MailStore:
         A caller that may store the same mail again after a crash (a step run twice)
         passes its own `mail_id`: the second run replaces the first file instead of
         leaving an orphan beside it. A fax mail comes as a bridge.mime.FaxMail, which
-        writes itself faster than `email` would. With `sync_directory=False` the caller
-        fsyncs the spool's outgoing directory itself before it queues the mail (the
-        inbound runner does, once per batch).
+        writes itself faster than `email` would. With `sync=False` the caller fsyncs the
+        file and the spool's outgoing directory itself before it queues the mail (the
+        inbound runner does, for a whole batch at once).
         """
         mail_id = mail_id or new_id("M")
         if "Message-ID" not in message:
@@ -70,7 +70,7 @@ class MailStore:
         data = message.as_bytes()
         if self.signer is not None:
             data = self.signer(data)  # signed as stored: nothing changes the bytes later
-        write_durably(path, data, sync_directory=sync_directory)
+        write_durably(path, data, sync_directory=sync, sync_file=sync)
         return StoredMail(
             mail_id=mail_id,
             mail=OutgoingMail(mail_from=mail_from, rcpt_tos=rcpt_tos, eml_path=str(path), kind=kind, about_job=about_job),

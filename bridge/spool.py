@@ -44,11 +44,14 @@ class Spool:
         return self.outgoing / f"{mail_id}.eml"
 
 
-def write_durably(path: Path, data: bytes, *, sync_directory: bool = True) -> None:
+def write_durably(path: Path, data: bytes, *, sync_directory: bool = True, sync_file: bool = True) -> None:
     """Write `data` to `path` via a temporary name, fsync it, rename it into place.
 
     With `sync_directory=False` the caller promises to fsync the directory itself (the
-    intake does, once for a whole group of messages).
+    intake does, once for a whole group of messages). With `sync_file=False` too, the
+    caller fsyncs the file later, before anything that points at it is committed (the
+    inbound runner does, for a whole batch at once; a crash before that only loses work
+    that is done again).
     """
     temporary = path.with_name(f".{path.name}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
@@ -57,12 +60,21 @@ def write_durably(path: Path, data: bytes, *, sync_directory: bool = True) -> No
         while view:
             written = os.write(fd, view)
             view = view[written:]
-        os.fsync(fd)
+        if sync_file:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(temporary, path)
     if sync_directory:
         fsync_directory(path.parent)
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def fsync_directory(directory: Path) -> None:

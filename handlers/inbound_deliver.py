@@ -106,7 +106,7 @@ def store_fax_mails(
             fax_mail(context.settings, job, to=address, envelope_from=envelope_from,
                      time_zone=account.time_zone, attachment=attachment),
             kind="inbound-fax", about_job=job.id, mail_id=f"M{job.id[1:]}-{n}",
-            sync_directory=False,  # the runner fsyncs the directory once per batch
+            sync=False,  # the runner fsyncs the batch's files and directories before its commit
         )
         for n, (address, envelope_from) in enumerate(recipients, start=1)
     ]

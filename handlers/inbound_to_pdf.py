@@ -3,8 +3,8 @@
 Where it sits: after `store`, before `decorate`. img2pdf (renderers.fax_tiff_to_pdf)
 wraps each CCITT G4 page as it is, so the PDF shows exactly the received pixels and is
 as small as the fax. Runs in an inbound worker process (bridge.inbound.workpool); the
-PDF is written and fsynced beside the TIFF; the runner fsyncs the directory and
-records the path in the batch commit.
+PDF is written beside the TIFF; the runner fsyncs it and its directory and records the
+path in the batch commit.
 """
 
 from __future__ import annotations
@@ -37,5 +37,6 @@ class ToPdf:
 def make_pdf(_context: WorkContext, tiff: str) -> str:
     """In a worker: <name>.pdf beside the TIFF, durably; returns its path."""
     pdf = Path(tiff).with_suffix(".pdf")
-    write_durably(pdf, fax_tiff_to_pdf(Path(tiff)), sync_directory=False)  # the runner syncs it per batch
+    # The runner fsyncs the batch's files and directories before its commit.
+    write_durably(pdf, fax_tiff_to_pdf(Path(tiff)), sync_directory=False, sync_file=False)
     return str(pdf)

@@ -36,7 +36,7 @@ from bridge.jobs import new_id
 from bridge.logcontext import current_job
 from bridge.models import Account, FaxNumber, Job
 from bridge.queue import JobQueue
-from bridge.spool import fsync_directory
+from bridge.spool import fsync_file
 
 log = logging.getLogger("bridge.inbound.intake")
 
@@ -100,7 +100,7 @@ class InboundIntake:
                 line_seconds=fax.line_seconds, received_at=fax.received_at, tiff_path=str(target),
             )
             rows[Job.__table__] = [JobQueue.new_row(QUEUE_INBOUND, job, job_id=fax_id)]
-        await self.commits.insert(rows)
+        await self.commits.insert(rows, sync_directories=[target.parent] if keep else [])
         if state == QUEUED:
             self.services.queue.wake(QUEUE_INBOUND)
             log.info("fax from %s to %s, %d page(s): queued for account %s",
@@ -145,17 +145,13 @@ def _why(state: str, route: Row[Any] | None) -> str:
 
 
 def _move_durably(source: Path, target: Path) -> None:
-    """Move the received file into the spool and make both the bytes and the name
-    durable (the line wrote it without fsync)."""
+    """Move the received file into the spool and make its bytes durable (the line wrote
+    it without fsync). Its new name is made durable by the group commit, which fsyncs
+    the spool directory once for all the faxes it commits."""
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.replace(source, target)
     except OSError:  # another file system: copy, then drop the original
         shutil.copyfile(source, target)
         source.unlink()
-    fd = os.open(target, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    fsync_directory(target.parent)
+    fsync_file(target)

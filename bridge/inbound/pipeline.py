@@ -14,7 +14,7 @@ their steps side by side, and then commits the batch in ONE transaction: every s
 Should a `record` raise, that transaction is dropped and the batch written again with
 each fax in a savepoint, so only that fax ends failed. A commit per fax and step would
 hold the path to one database round trip after another. Before the commit the runner
-fsyncs, once each, the directories the steps wrote files into.
+fsyncs the files the steps wrote and their directories, the batch's side by side.
 
 Crash safety: nothing of a fax is in the database until that commit, so a crash
 before it re-runs the fax's steps from the start; each step is safe to run again
@@ -54,7 +54,7 @@ from bridge.pipeline import build_pipeline
 from bridge.queue import DONE, FAILED, REJECTED, JobQueue
 from bridge.refusal import Refusal
 from bridge.runner import Runner
-from bridge.spool import fsync_directory
+from bridge.spool import fsync_directory, fsync_file
 
 if TYPE_CHECKING:
     from bridge.money.meter import Reception
@@ -137,10 +137,10 @@ class InboundRunner(Runner):
     async def handle_batch(self, jobs: list[Job]) -> None:
         await self.accounts.load(job.payload["account_id"] for job in jobs)
         worked = await asyncio.gather(*(self._work_on(job) for job in jobs))
-        # The steps fsynced the files they wrote, not the directories: the names are
-        # made durable here, once per directory for the batch, before the commit that
-        # records them.
-        await asyncio.to_thread(_sync_directories, worked)
+        # The steps wrote their files without fsync: the files and their names are made
+        # durable here, all of the batch side by side (the kernel's journal then takes
+        # them in a few commits), before the commit that records them.
+        await _make_durable(worked)
         try:
             async with self.queue.db.transaction() as tx:
                 ended = await self._commit(tx, worked)
@@ -258,15 +258,17 @@ async def _note_files(tx: AsyncSession, fax: InboundFaxJob) -> InboundFaxRecord 
     return row
 
 
-def _sync_directories(worked: Sequence[_Worked]) -> None:
+async def _make_durable(worked: Sequence[_Worked]) -> None:
+    files: set[Path] = set()
     directories: set[Path] = set()
     for item in worked:
         fax = item.fax
-        paths = [fax.tiff_path, fax.stored_tiff, fax.pdf_path, *(stored.mail.eml_path for stored in fax.mails)]
-        directories.update(Path(path).parent for path in paths if path)
-    for directory in sorted(directories):
-        if directory.exists():
-            fsync_directory(directory)
+        made = [fax.pdf_path, *(stored.mail.eml_path for stored in fax.mails)]
+        files.update(Path(path) for path in made if path)
+        moved = [fax.tiff_path, fax.stored_tiff]  # fsynced at intake; their names moved
+        directories.update(Path(path).parent for path in [*made, *moved] if path)
+    await asyncio.gather(*(asyncio.to_thread(fsync_file, path) for path in sorted(files) if path.exists()))
+    await asyncio.gather(*(asyncio.to_thread(fsync_directory, path) for path in sorted(directories) if path.exists()))
 
 
 def _discard_unqueued_mails(fax: InboundFaxJob) -> None:
