@@ -142,3 +142,55 @@ async def test_a_worker_process_that_dies_is_replaced_and_the_call_made_again(tm
     finally:
         pool.close()
     assert answer.startswith("done in ") and answer != f"done in {os.getpid()}"
+
+
+def worker_pid(_context: WorkContext) -> int:
+    return os.getpid()
+
+
+_KILLED_SERVER = """
+import asyncio, os, sys
+from pathlib import Path
+sys.path.insert(0, {repo!r})
+from tests.bridge.test_fast_paths import worker_pid
+from tests.support import Site
+from bridge.inbound.workpool import WorkContext, WorkPool
+from bridge.outbox import MailStore
+from bridge.spool import Spool
+
+async def main():
+    root = Path({root!r})
+    pool = WorkPool(WorkContext(Site(root).write().settings(), MailStore(Spool(root / "spool"), mail_domain="fax.example")),
+                    processes=2)
+    pids = {{await pool.run(worker_pid) for _ in range(20)}}
+    print(*sorted(pids), flush=True)
+    os.kill(os.getpid(), 9)  # the server dies without shutting anything down
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+def test_worker_processes_do_not_outlive_a_server_killed_with_kill_9(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "server.py"
+    script.write_text(_KILLED_SERVER.format(repo=str(Path(__file__).resolve().parents[2]), root=str(tmp_path)))
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == -9, result.stderr
+    workers = [int(pid) for pid in result.stdout.split()]
+    assert len(workers) == 2
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+            return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"  # a zombie is gone too
+        except (ProcessLookupError, FileNotFoundError):
+            return False
+
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in workers), "worker processes outlived their server"
