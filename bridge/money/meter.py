@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
 
-from sqlalchemy import and_, event, func, or_, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.db import Database
@@ -320,23 +320,26 @@ class Metering:
         used: defaultdict[int, int] = defaultdict(int)
         if not account_ids:
             return used
-        since = {}
-        for account_id in set(account_ids):
+        # Accounts whose period starts at the same moment (most: the same month) share
+        # one query, whose shape (an IN list) the statement cache keeps.
+        by_start: defaultdict[datetime, list[int]] = defaultdict(list)
+        for account_id in sorted(set(account_ids)):
             billing = books[account_id]
-            since[account_id] = (
-                billing.period_start if billing.period_start and billing.period_start <= now else _month_start(now)
+            start = billing.period_start if billing.period_start and billing.period_start <= now else _month_start(now)
+            by_start[start].append(account_id)
+        for start, ids in by_start.items():
+            rows = await tx.execute(
+                select(UsageRecord.account_id, func.coalesce(func.sum(UsageRecord.units), 0))
+                .where(
+                    UsageRecord.account_id.in_(ids),
+                    UsageRecord.direction == "in",
+                    UsageRecord.number_kind != "toll-free",
+                    UsageRecord.occurred_at >= start,
+                )
+                .group_by(UsageRecord.account_id)
             )
-        rows = await tx.execute(
-            select(UsageRecord.account_id, func.coalesce(func.sum(UsageRecord.units), 0))
-            .where(
-                UsageRecord.direction == "in",
-                UsageRecord.number_kind != "toll-free",
-                or_(*(and_(UsageRecord.account_id == a, UsageRecord.occurred_at >= start) for a, start in since.items())),
-            )
-            .group_by(UsageRecord.account_id)
-        )
-        for account_id, units in rows:
-            used[account_id] = int(units or 0)
+            for account_id, units in rows:
+                used[account_id] = int(units or 0)
         return used
 
     # --- keeping the deposit up ---------------------------------------------------------
