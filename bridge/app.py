@@ -17,7 +17,6 @@ import ssl
 from collections.abc import Mapping
 from pathlib import Path
 
-from bridge import schema
 from bridge.abuse.component import abuse_component
 from bridge.accounts import SenderCheck
 from bridge.addresses import RecipientGrammar
@@ -29,14 +28,11 @@ from bridge.inbound.component import InboundComponent
 from bridge.intake import DurableIntake
 from bridge.mail import MailRunner, MaildirTransport, MailTransport, SmtpRelayTransport
 from bridge.money.component import MoneyComponent
-from bridge.notices import Notices
-from bridge.outbox import Outbox
 from bridge.pipeline import IntakeRunner, StepContext, StepFactory, build_pipeline
 from bridge.queue import JobQueue
 from bridge.runner import Runner
 from bridge.settings import Settings
 from bridge.smtp import IntakeHandler, SmtpFrontDoor
-from bridge.spool import Spool
 from bridge.transmit import InboundFaxSink, MeteringProvider, TransmitComponent, service_number_lookup
 from bridge.tls import ensure_self_signed, server_context
 from handlers.registry import INTAKE_STEPS
@@ -62,20 +58,13 @@ class App:
 
     async def start(self) -> None:
         s = self.settings
-        s.paths.var_dir.mkdir(parents=True, exist_ok=True)
-        spool = Spool(s.paths.spool_dir)
-        spool.create()
-        if s.database.upgrade_on_start:
-            await asyncio.to_thread(schema.upgrade, s.database.url)
-        self.db = db = Database(s.database.url)
-        self.queue = queue = JobQueue(db, lease_seconds=s.queue.lease_seconds)
+        self.services = services = await Services.open(s, upgrade=s.database.upgrade_on_start)
+        self.db, self.queue = db, queue = services.db, services.queue
+        spool, outbox, notices = services.spool, services.outbox, services.notices
         recovered = await queue.recover_orphans()
         if recovered:
             log.warning("requeued %d job(s) left running by a process that died", recovered)
 
-        outbox = Outbox(spool, queue, mail_domain=s.service.primary_domain)
-        notices = Notices(s)
-        self.services = services = Services(s, db, queue, spool, outbox, notices)
         self.components = [factory(services) for factory in COMPONENTS]
         self.components.insert(0, self._transmit_component(services))
         steps = build_pipeline(s.intake.pipeline, self.intake_steps, StepContext(s, db, spool))

@@ -10,10 +10,12 @@ anything else it runs (an HTTP endpoint, an IMAP poller).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from bridge import schema
 from bridge.addresses import ServiceRecipient
 from bridge.db import Database
 from bridge.notices import Notices
@@ -34,6 +36,21 @@ class Services:
     spool: Spool
     outbox: Outbox
     notices: Notices
+
+    @classmethod
+    async def open(cls, settings: Settings, *, upgrade: bool) -> Services:
+        """The spool (created), the database (migrated first when `upgrade`), the queue,
+        the outbox and the notices of `settings`: what the app, the benchmarks and the
+        component tests run on. The caller closes `db`."""
+        settings.paths.var_dir.mkdir(parents=True, exist_ok=True)
+        spool = Spool(settings.paths.spool_dir)
+        spool.create()
+        if upgrade:
+            await asyncio.to_thread(schema.upgrade, settings.database.url)
+        db = Database(settings.database.url)
+        queue = JobQueue(db, lease_seconds=settings.queue.lease_seconds)
+        outbox = Outbox(spool, queue, mail_domain=settings.service.primary_domain)
+        return cls(settings, db, queue, spool, outbox, Notices(settings))
 
 
 class ServiceMailHandler(Protocol):

@@ -36,18 +36,12 @@ sys.path.insert(0, str(REPO))
 
 from sqlalchemy import func, select  # noqa: E402
 
-from bridge import schema  # noqa: E402
 from bridge.accounts import create_account  # noqa: E402
 from bridge.components import Services  # noqa: E402
-from bridge.db import Database  # noqa: E402
 from bridge.faxline.base import InboundFax  # noqa: E402
 from bridge.inbound.component import InboundComponent  # noqa: E402
 from bridge.jobs import QUEUE_MAIL  # noqa: E402
 from bridge.models import FaxNumber, Job  # noqa: E402
-from bridge.notices import Notices  # noqa: E402
-from bridge.outbox import Outbox  # noqa: E402
-from bridge.queue import JobQueue  # noqa: E402
-from bridge.spool import Spool  # noqa: E402
 from renderers.faxtiff import write_fax_tiff  # noqa: E402
 from tests.faxline.conftest import draw_page  # noqa: E402
 from tests.support import Site  # noqa: E402
@@ -59,13 +53,8 @@ async def run(args: argparse.Namespace, root: Path) -> float:
     extra = f"[inbound]\nworkers = {args.workers}\n" if args.workers else ""
     site = Site(root, extra=extra).write()
     settings = site.settings()
-    await asyncio.to_thread(schema.upgrade, settings.database.url)
-    spool = Spool(settings.paths.spool_dir)
-    spool.create()
-    db = Database(settings.database.url)
-    queue = JobQueue(db, lease_seconds=settings.queue.lease_seconds)
-    outbox = Outbox(spool, queue, mail_domain=settings.service.primary_domain)
-    services = Services(settings, db, queue, spool, outbox, Notices(settings))
+    services = await Services.open(settings, upgrade=True)
+    db = services.db
 
     numbers = [f"+1555030{n:04d}" for n in range(args.accounts)]
     async with db.transaction() as tx:

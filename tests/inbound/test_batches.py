@@ -11,7 +11,6 @@ that what is in a batch is known.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -22,7 +21,6 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bridge import schema
 from bridge.accounts import create_account
 from bridge.components import Services
 from bridge.db import Database
@@ -35,8 +33,6 @@ from bridge.jobs import QUEUE_MAIL
 from bridge.models import Account, FaxNumber, Job
 from bridge.money.meter import Metering, Reception
 from bridge.money.models import UsageRecord
-from bridge.notices import Notices
-from bridge.outbox import Outbox
 from bridge.queue import DONE, FAILED, REJECTED, JobQueue
 from bridge.spool import Spool
 from tests.support import Site
@@ -132,21 +128,15 @@ async def inbound(request: pytest.FixtureRequest, tmp_path: Path, three_pages: P
         url = request.getfixturevalue("postgres_server").new_database()
         site.config.write_text(site.config.read_text().replace(f'url = "sqlite+aiosqlite:///{site.db_path}"', f'url = "{url}"'))
     settings = site.settings()
-    await asyncio.to_thread(schema.upgrade, settings.database.url)
-    spool = Spool(settings.paths.spool_dir)
-    spool.create()
-    db = Database(settings.database.url)
-    queue = JobQueue(db, lease_seconds=settings.queue.lease_seconds)
-    outbox = Outbox(spool, queue, mail_domain=settings.service.primary_domain)
-    services = Services(settings, db, queue, spool, outbox, Notices(settings))
-    metering = FlakyMetering(Metering(settings, db))
+    services = await Services.open(settings, upgrade=True)
+    metering = FlakyMetering(Metering(settings, services.db))
     component = InboundComponent(services, metering=metering)  # type: ignore[arg-type]
     await component.start()
     try:
-        yield Inbound(site, db, queue, spool, component, metering, three_pages)
+        yield Inbound(site, services.db, services.queue, services.spool, component, metering, three_pages)
     finally:
         await component.stop()
-        await db.close()
+        await services.db.close()
 
 
 async def test_a_batch_delivers_each_fax_once_and_nothing_to_an_account_closed_meanwhile_r_num_2(
