@@ -17,9 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
-
-from pydantic import BaseModel
+from typing import Protocol, TypeVar
 
 from bridge.db import Database
 from bridge.jobs import FaxJob
@@ -57,7 +55,6 @@ class StepContext:
 
 StepFactory = Callable[[StepContext], Step]
 
-P = TypeVar("P", bound=BaseModel)
 C = TypeVar("C")
 S = TypeVar("S")
 
@@ -79,51 +76,16 @@ def build_pipeline(
     return tuple(registry[name](context) for name in names)
 
 
-class StepRunner(Runner, Generic[P]):
-    """Runs named steps over a job's typed payload, saving it after each step.
+class IntakeRunner(Runner):
+    """Runs the intake steps over a job's FaxJob, saving it after each step.
 
     A restart resumes at the first step not yet done (steps are safe to run again); a
-    step's `rejection` ends the job through `rejected()`; any other exception parks it
-    in `failed` with the step's name. Subclasses say what the payload is and what
-    happens when the steps are done.
+    `RejectSubmission` ends the job rejected and mails the sender; any other exception
+    parks it in `failed` with the step's name. When the steps are done the job moves
+    on to `next_queue`.
     """
 
-    payload_type: type[P]
-    rejection: type[Refusal] = RejectSubmission
-
-    def __init__(self, queue: JobQueue, steps: Sequence[Any], *, workers: int, poll_seconds: float) -> None:
-        super().__init__(queue, workers=workers, poll_seconds=poll_seconds)
-        self.steps = tuple(steps)
-
-    async def handle(self, job: Job) -> None:
-        payload = self.payload_type.model_validate(job.payload)
-        done = list(job.steps_done)
-        for step in self.steps:
-            if step.name in done:
-                continue
-            log.debug("step %s", step.name)
-            try:
-                await step.process(payload)
-            except self.rejection as refusal:
-                await self.rejected(job.id, payload, step.name, refusal)
-                return
-            except Exception:
-                await self.park_failed(job.id, stage=step.name)
-                return
-            done.append(step.name)
-            await self.queue.save_progress(job.id, payload, stage=step.name, steps_done=done)
-        await self.completed(job.id, payload)
-
-    async def completed(self, job_id: str, payload: P) -> None:
-        raise NotImplementedError
-
-    async def rejected(self, job_id: str, payload: P, stage: str, refusal: Any) -> None:
-        raise NotImplementedError
-
-
-class IntakeRunner(StepRunner[FaxJob]):
     queue_name = "intake"
-    payload_type = FaxJob
 
     def __init__(
         self,
@@ -136,10 +98,30 @@ class IntakeRunner(StepRunner[FaxJob]):
         workers: int,
         poll_seconds: float,
     ) -> None:
-        super().__init__(queue, steps, workers=workers, poll_seconds=poll_seconds)
+        super().__init__(queue, workers=workers, poll_seconds=poll_seconds)
+        self.steps = tuple(steps)
         self.next_queue = next_queue
         self.outbox = outbox
         self.notices = notices
+
+    async def handle(self, job: Job) -> None:
+        payload = FaxJob.model_validate(job.payload)
+        done = list(job.steps_done)
+        for step in self.steps:
+            if step.name in done:
+                continue
+            log.debug("step %s", step.name)
+            try:
+                await step.process(payload)
+            except RejectSubmission as refusal:
+                await self.rejected(job.id, payload, step.name, refusal)
+                return
+            except Exception:
+                await self.park_failed(job.id, stage=step.name)
+                return
+            done.append(step.name)
+            await self.queue.save_progress(job.id, payload, stage=step.name, steps_done=done)
+        await self.completed(job.id, payload)
 
     async def completed(self, job_id: str, payload: FaxJob) -> None:
         async with self.queue.db.transaction() as tx:
