@@ -79,9 +79,7 @@ class MailStore:
 
 class Outbox:
     def __init__(self, spool: Spool, queue: JobQueue, *, mail_domain: str) -> None:
-        self.spool = spool
         self.queue = queue
-        self.mail_domain = mail_domain
         self.mails = MailStore(spool, mail_domain=mail_domain)
 
     def use_signer(self, sign: Callable[[bytes], bytes]) -> None:
