@@ -24,19 +24,10 @@ from aiohttp import web
 
 from bridge.db import Database
 from bridge.inbound.accounts import OptOuts, owner_of
-from bridge.inbound.message_center import PAGE_HEADERS, MessageCenter
+from bridge.inbound.message_center import MessageCenter, html_page
 from bridge.inbound.settings import HttpSettings
 
 log = logging.getLogger("bridge.http")
-
-_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>{title}</title></head>
-<body style="font-family:sans-serif;max-width:36em;margin:3em auto">
-<h1>{title}</h1>
-{body}
-</body></html>
-"""
 
 
 class UnsubscribeWeb:
@@ -109,5 +100,4 @@ class UnsubscribeWeb:
         return self._page("You are unsubscribed", text)
 
     def _page(self, title: str, body: str, status: int = 200) -> web.Response:
-        return web.Response(text=_PAGE.format(title=html.escape(title), body=body), status=status,
-                            content_type="text/html", headers=PAGE_HEADERS)
+        return html_page(title, body, status)

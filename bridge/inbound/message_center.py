@@ -61,15 +61,6 @@ _MAX_TRACKED_ADDRESSES = 10_000
 # A hash to spend time on when the address is unknown (made once, lazily).
 _DUMMY_HASH: list[str] = []
 
-_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>{title}</title></head>
-<body style="font-family:sans-serif;max-width:48em;margin:3em auto">
-<h1>{title}</h1>
-{body}
-</body></html>
-"""
-
 
 @dataclass
 class Session:
@@ -286,8 +277,7 @@ class MessageCenter:
         return response
 
     def _page(self, title: str, body: str, status: int = 200) -> web.Response:
-        return web.Response(text=_PAGE.format(title=html.escape(title), body=body), status=status,
-                            content_type="text/html", headers=PAGE_HEADERS)
+        return html_page(title, body, status, width="48em")  # wide enough for the fax list
 
 
 PAGE_HEADERS = {
@@ -309,3 +299,16 @@ def local_time(moment: datetime, zone: str) -> str:
         moment = moment.replace(tzinfo=ZoneInfo("UTC"))
     local = moment.astimezone(tz)
     return local.strftime("%Y-%m-%d %H:%M ") + (local.tzname() or zone)
+
+
+def html_page(title: str, body: str, status: int = 200, *, width: str = "36em") -> web.Response:
+    """A small page of the service's web endpoint (message center, one-click
+    unsubscribe): `body` is HTML already escaped by the caller; no caching, no framing."""
+    text = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width">\n'
+        f"<title>{html.escape(title)}</title></head>\n"
+        f'<body style="font-family:sans-serif;max-width:{width};margin:3em auto">\n'
+        f"<h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n"
+    )
+    return web.Response(text=text, status=status, content_type="text/html", headers=PAGE_HEADERS)
