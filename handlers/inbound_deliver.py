@@ -52,7 +52,9 @@ class Deliver:
 
     async def process(self, job: InboundFaxJob) -> None:
         account = await self.accounts.get(job.account_id)
-        _require_active(account.state if account else None)
+        refusal = _refusal(account.state if account else None)
+        if refusal is not None:
+            raise refusal
         assert account is not None
         recipients = [
             (address, verp_sender(self.services.settings, account.bounce_tokens[address]))
@@ -70,10 +72,9 @@ class Deliver:
             if row is not None and row.state == DELIVERED:
                 continue  # an earlier run committed
             account = await tx.get(Account, fax.account_id)
-            state = account.state if account is not None else None
-            if state != "active":
-                # R-NUM-2: never deliver to an account that is no longer the number's holder.
-                refused[fax.id] = RejectInbound(f"the account is {state or 'gone'}")
+            refusal = _refusal(account.state if account is not None else None)
+            if refusal is not None:
+                refused[fax.id] = refusal
                 continue
             deliverable.append((fax, row))
         charged: dict[str, int] = {}
@@ -112,10 +113,11 @@ def store_fax_mails(
     ]
 
 
-def _require_active(state: str | None) -> None:
-    # R-NUM-2: never deliver to an account that is no longer the number's holder.
-    if state != "active":
-        raise RejectInbound(f"the account is {state or 'gone'}")
+def _refusal(account_state: str | None) -> RejectInbound | None:
+    """R-NUM-2: never deliver to an account that is no longer the number's holder."""
+    if account_state == "active":
+        return None
+    return RejectInbound(f"the account is {account_state or 'gone'}")
 
 
 def _attachment(job: InboundFaxJob, *, as_tiff: bool) -> Attachment:
