@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
 
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.db import Database
@@ -289,6 +289,7 @@ class Metering:
             plans[account_id] = self.plan(account.plan)
         books = await self.ledger.accounts(tx, plans)
         used = await self._allowance_used(tx, books, [r.account_id for r in todo if r.number_kind != "toll-free"], now)
+        usage: list[dict[str, object]] = []  # the batch's usage records, written in one statement
         for r in todo:
             plan, billing = plans[r.account_id], books[r.account_id]
             source = sources[r.fax_id]
@@ -300,8 +301,8 @@ class Metering:
                 used[r.account_id] += units
                 charged_units, rate, what = max(0, units - free), plan.inbound_unit_minor, "inbound units beyond the allowance"
             amount = charged_units * rate
-            tx.add(UsageRecord(account_id=r.account_id, source_key=source, direction="in", number_kind=r.number_kind,
-                               units=units, charged_minor=amount, occurred_at=now))
+            usage.append(dict(account_id=r.account_id, source_key=source, direction="in", number_kind=r.number_kind,
+                              units=units, charged_minor=amount, occurred_at=now))
             if amount:
                 await self.ledger.post(
                     tx, billing, kind="usage", amount_minor=-amount, key=f"usage:{source}", reference=source,
@@ -310,6 +311,9 @@ class Metering:
                 )
                 await self.top_up_if_low(tx, billing, plan)
             charged[r.fax_id] = amount
+        # A Core multi-row INSERT: the ORM would insert these one statement each, to
+        # read back ids nothing here needs.
+        await tx.execute(insert(UsageRecord.__table__), usage)
         return charged
 
     @staticmethod
