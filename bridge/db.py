@@ -22,14 +22,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Table, event, insert
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from bridge.spool import fsync_directory
 
@@ -38,6 +43,8 @@ log = logging.getLogger("bridge.db")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 Rows = Mapping[Table, list[dict[str, Any]]]
+Request = TypeVar("Request")
+Answer = TypeVar("Answer")
 
 
 class Database:
@@ -133,13 +140,54 @@ class WriterGate:
             self._lock.release()
 
 
+class Coalescer(Generic[Request, Answer]):
+    """Requests that arrive while a call is under way go together into the next call.
+
+    `await coalescer(request)` returns that request's answer from `call(requests)`,
+    which answers a whole group at once: a list in the order of the requests, each an
+    answer or the exception to raise to that request's caller. If `call` itself raises,
+    every caller of the group gets that exception. A burst of N callers costs a few
+    calls, not N; one caller alone waits for nothing but its own call.
+    """
+
+    def __init__(self, call: Callable[[list[Request]], Awaitable[list[Answer | BaseException]]], *, name: str) -> None:
+        self.call = call
+        self.name = name
+        self._pending: list[tuple[Request, asyncio.Future[Answer]]] = []
+        self._caller: asyncio.Task[None] | None = None
+
+    async def __call__(self, request: Request) -> Answer:
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._pending.append((request, future))
+        if self._caller is None or self._caller.done():
+            self._caller = asyncio.create_task(self._call_while_pending(), name=self.name)
+        # shield: a caller that is cancelled does not cancel the group's call.
+        return await asyncio.shield(future)
+
+    async def _call_while_pending(self) -> None:
+        while self._pending:
+            group, self._pending = self._pending, []
+            try:
+                answers = await self.call([request for request, _ in group])
+            except Exception as error:  # noqa: BLE001 - handed to every caller of the group
+                answers = [error] * len(group)
+            for (_, future), answer in zip(group, answers, strict=True):
+                if future.done():
+                    continue
+                if isinstance(answer, BaseException):
+                    future.set_exception(answer)
+                else:
+                    future.set_result(answer)
+
+
 class GroupCommit:
     """New rows that arrive while a commit is under way go together into the next one.
 
     `await group.insert({table: [row, ...]})` returns when the rows are committed
     (durable), like a transaction of its own, but a burst of N callers costs a few
-    commits, not N, and the rows of a group go in as one multi-row INSERT per table (in
-    the order the tables first appear), much cheaper than N unit-of-work flushes.
+    commits, not N (a `Coalescer`), and the rows of a group go in as one multi-row
+    INSERT per table (in the order the tables first appear), much cheaper than N
+    unit-of-work flushes.
 
     If an insert fails (a duplicate key), the group is done again with each caller's
     rows in a SAVEPOINT, so those are rolled back alone and their caller gets the
@@ -150,64 +198,43 @@ class GroupCommit:
     def __init__(self, db: Database, *, urgent: bool = False) -> None:
         self.db = db
         self.urgent = urgent
-        self._pending: list[tuple[Rows, asyncio.Future[None]]] = []
-        self._directories: set[Path] = set()
-        self._committer: asyncio.Task[None] | None = None
+        self._commits: Coalescer[tuple[Rows, frozenset[Path]], None] = Coalescer(self._commit_group, name="group-commit")
 
     async def insert(self, rows: Rows, *, sync_directories: Iterable[Path] = ()) -> None:
         """Commit `rows`; first fsync `sync_directories` (where the caller put the files
         the rows point at), once for the whole group."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((rows, future))
-        self._directories.update(sync_directories)
-        if self._committer is None or self._committer.done():
-            self._committer = asyncio.create_task(self._commit_while_pending(), name="group-commit")
-        # shield: a caller that is cancelled does not cancel the group's commit.
-        await asyncio.shield(future)
+        await self._commits((rows, frozenset(sync_directories)))
 
-    async def _commit_while_pending(self) -> None:
-        while self._pending:
-            group, self._pending = self._pending, []
-            directories, self._directories = self._directories, set()
-            errors: list[BaseException | None]
-            try:
-                await asyncio.gather(*(asyncio.to_thread(fsync_directory, d) for d in sorted(directories)))
-            except OSError as error:
-                log.exception("cannot make %d directories durable", len(directories))
-                for _, future in group:
-                    if not future.done():
-                        future.set_exception(error)
-                continue
-            try:
-                # The common case: every row goes in, one commit for all.
-                async with self.db.transaction(urgent=self.urgent) as tx:
-                    await _insert(tx, [rows for rows, _ in group])
-                errors = [None] * len(group)
-            except Exception:
-                # Someone's rows failed: again, each caller's in a savepoint, to find whose.
-                errors = await self._insert_each(group)
-            for (_, future), error in zip(group, errors, strict=True):
-                if future.done():
-                    continue
-                if error is None:
-                    future.set_result(None)
-                else:
-                    future.set_exception(error)
+    async def _commit_group(self, group: list[tuple[Rows, frozenset[Path]]]) -> list[None | BaseException]:
+        directories = sorted(set().union(*(directories for _, directories in group)))
+        try:
+            await asyncio.gather(*(asyncio.to_thread(fsync_directory, d) for d in directories))
+        except OSError:
+            log.exception("cannot make %d directories durable", len(directories))
+            raise
+        try:
+            # The common case: every row goes in, one commit for all.
+            async with self.db.transaction(urgent=self.urgent) as tx:
+                await _insert(tx, [rows for rows, _ in group])
+            return [None] * len(group)
+        except Exception:
+            # Someone's rows failed: again, each caller's in a savepoint, to find whose.
+            return await self._insert_each([rows for rows, _ in group])
 
-    async def _insert_each(self, group: list[tuple[Rows, asyncio.Future[None]]]) -> list[BaseException | None]:
-        errors: list[BaseException | None] = []
+    async def _insert_each(self, group: list[Rows]) -> list[None | BaseException]:
+        errors: list[None | BaseException] = []
         try:
             async with self.db.transaction(urgent=self.urgent) as tx:
-                for rows, _ in group:
+                for rows in group:
                     try:
                         async with tx.begin_nested():
                             await _insert(tx, [rows])
                         errors.append(None)
                     except Exception as error:  # these rows alone are rolled back
                         errors.append(error)
-        except Exception as error:
+        except Exception:
             log.exception("a group commit of %d insert(s) failed", len(group))
-            return [error] * len(group)
+            raise
         return errors
 
 
