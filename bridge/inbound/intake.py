@@ -7,7 +7,8 @@ Where it sits: fax line in -> *intake* -> inbound pipeline. The fax line awaits
 that loses nothing. Faxes that several lines hand over together share that commit
 (bridge.db.GroupCommit).
 
-Routing is decided here, by the number's holder at the moment the fax arrived:
+Routing is decided here, by the number's holder at the moment the fax arrived (read
+in one query for the faxes handed over together: a `Coalescer`, as the commit):
   * the number is assigned and its account active -> queued for delivery;
   * a caller ID or station ID the account blocked -> recorded as `blocked`: neither
     delivered nor counted as usage (junk filter);
@@ -22,16 +23,23 @@ import asyncio
 import logging
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Row, Table, bindparam, exists, or_, select
+from sqlalchemy import Table, and_, bindparam, or_, select
 
 from bridge.components import Services
-from bridge.db import GroupCommit
+from bridge.db import Coalescer, Database, GroupCommit
 from bridge.faxline.base import InboundFax
 from bridge.inbound.jobs import QUEUE_INBOUND, InboundFaxJob
-from bridge.inbound.models import BLOCKED, QUEUED, UNROUTED, BlockedSender, InboundFaxRecord
+from bridge.inbound.models import (
+    BLOCKED,
+    QUEUED,
+    UNROUTED,
+    BlockedSender,
+    InboundFaxRecord,
+)
 from bridge.jobs import new_id
 from bridge.logcontext import current_job
 from bridge.models import Account, FaxNumber, Job
@@ -49,6 +57,8 @@ class InboundIntake:
         self.held_dir = self.spool_dir / "held"
         # urgent: the fax line waits for this answer, like an SMTP client for its 250.
         self.commits = GroupCommit(services.db, urgent=True)
+        db = services.db
+        self.routes: Coalescer[RouteKey, Route | None] = Coalescer(lambda keys: _read_routes(db, keys), name="inbound-routes")
 
     async def accept(self, fax: InboundFax) -> str:
         """Take a received fax into the service; returns its id."""
@@ -60,12 +70,8 @@ class InboundIntake:
             current_job.reset(token)
 
     async def _accept(self, fax_id: str, fax: InboundFax) -> str:
-        db = self.services.db
         station = fax.remote_station_id.strip()
-        async with db.reading() as session:
-            route = (
-                await session.execute(_ROUTE, {"number": fax.to_number, "caller": fax.caller_number, "station": station})
-            ).one_or_none()
+        route = await self.routes((fax.to_number, fax.caller_number, station))
         routable = route is not None and route.state == "assigned" and route.account_state == "active"
         blocked = routable and bool(route.blocked)
         state = QUEUED if routable and not blocked else BLOCKED if routable else UNROUTED
@@ -113,24 +119,59 @@ class InboundIntake:
         return fax_id
 
 
-# Where a fax to `number` goes: the number, its holder's state, and whether the holder
-# blocked this caller or station (one query; built once, run with bound values).
-_BLOCKED_BY_HOLDER = exists().where(
-    BlockedSender.account_id == FaxNumber.account_id,
-    or_(
-        (BlockedSender.kind == "caller") & (BlockedSender.value == bindparam("caller")),
-        (BlockedSender.kind == "station") & (BlockedSender.value == bindparam("station")),
-    ),
-)
-_ROUTE = (
-    select(FaxNumber.kind, FaxNumber.state, FaxNumber.account_id, Account.state.label("account_state"),
-           _BLOCKED_BY_HOLDER.label("blocked"))
+@dataclass(frozen=True)
+class Route:
+    """Where a fax to a number goes: the number, its holder and the holder's state, and
+    whether the holder blocked the fax's caller or station."""
+
+    kind: str
+    state: str
+    account_id: int | None
+    account_state: str | None
+    blocked: bool
+
+
+RouteKey = tuple[str, str, str]  # (number dialled, caller ID, station ID)
+
+# The numbers of a group of faxes with their holders, and the holders' blocked senders
+# among the group's callers and stations (one query; built once, run with bound values).
+_ROUTES = (
+    select(FaxNumber.e164, FaxNumber.kind, FaxNumber.state, FaxNumber.account_id,
+           Account.state.label("account_state"), BlockedSender.kind.label("blocked_kind"),
+           BlockedSender.value.label("blocked_value"))
     .outerjoin(Account, Account.id == FaxNumber.account_id)
-    .where(FaxNumber.e164 == bindparam("number"))
+    .outerjoin(BlockedSender, and_(
+        BlockedSender.account_id == FaxNumber.account_id,
+        or_(
+            (BlockedSender.kind == "caller") & BlockedSender.value.in_(bindparam("callers", expanding=True)),
+            (BlockedSender.kind == "station") & BlockedSender.value.in_(bindparam("stations", expanding=True)),
+        ),
+    ))
+    .where(FaxNumber.e164.in_(bindparam("numbers", expanding=True)))
 )
 
 
-def _why(state: str, route: Row[Any] | None) -> str:
+async def _read_routes(db: Database, keys: list[RouteKey]) -> list[Route | None]:
+    """The route of each (number, caller, station), or None for a number not ours."""
+    async with db.reading() as session:
+        rows = (await session.execute(_ROUTES, {
+            "numbers": sorted({number for number, _, _ in keys}),
+            "callers": sorted({caller for _, caller, _ in keys}),
+            "stations": sorted({station for _, _, station in keys}),
+        })).all()
+    numbers = {row.e164: row for row in rows}
+    blocks = {(row.e164, row.blocked_kind, row.blocked_value) for row in rows if row.blocked_kind}
+    routes: list[Route | None] = []
+    for number, caller, station in keys:
+        row = numbers.get(number)
+        routes.append(None if row is None else Route(
+            kind=row.kind, state=row.state, account_id=row.account_id, account_state=row.account_state,
+            blocked=(number, "caller", caller) in blocks or (number, "station", station) in blocks,
+        ))
+    return routes
+
+
+def _why(state: str, route: Route | None) -> str:
     if state == QUEUED:
         return ""
     if state == BLOCKED:

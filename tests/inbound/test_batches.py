@@ -11,7 +11,9 @@ that what is in a batch is known.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,7 +29,7 @@ from bridge.db import Database
 from bridge.faxline.base import InboundFax
 from bridge.inbound.component import InboundComponent
 from bridge.inbound.jobs import QUEUE_INBOUND
-from bridge.inbound.models import DELIVERED, UNDELIVERABLE, InboundFaxRecord
+from bridge.inbound.models import BLOCKED, DELIVERED, QUEUED, UNDELIVERABLE, UNROUTED, BlockedSender, InboundFaxRecord
 from bridge.inbound.pipeline import InboundRunner
 from bridge.jobs import QUEUE_MAIL
 from bridge.models import Account, FaxNumber, Job
@@ -79,11 +81,11 @@ class Inbound:
             tx.add(FaxNumber(e164=number, kind="local", account_id=account.id, state="assigned"))
         return account.id, number
 
-    async def receive(self, number: str) -> str:
-        copy = self.site.root / f"line-{datetime.now(UTC).timestamp()}.tif"
+    async def receive(self, number: str, caller: str = "+15550100777", station: str = "ACME SALES") -> str:
+        copy = self.site.root / f"line-{uuid.uuid4().hex}.tif"
         shutil.copyfile(self.fax, copy)
         return await self.component.intake.accept(InboundFax(
-            to_number=number, caller_number="+15550100777", remote_station_id="ACME SALES", tiff_path=copy,
+            to_number=number, caller_number=caller, remote_station_id=station, tiff_path=copy,
             pages=3, line_seconds=95.0, received_at=datetime.now(UTC)))
 
     async def close(self, account_id: int) -> None:
@@ -173,6 +175,41 @@ async def test_a_batch_delivers_each_fax_once_and_nothing_to_an_account_closed_m
         assert await inbound.mails_about(fax_id) == 0
     # The mail the late fax's steps had stored was removed with its refusal.
     assert len(inbound.stored_mails()) == len(delivered)
+
+
+async def test_faxes_handed_over_together_are_each_routed_by_their_own_number_caller_and_station(
+    inbound: Inbound,
+) -> None:
+    """The intake reads the routes of faxes that arrive together in one query: each fax
+    still goes where its own number, caller and station say (junk filter, R-NUM-2)."""
+    _, open_number = await inbound.account(1)
+    picky, picky_number = await inbound.account(2)
+    closed, closed_number = await inbound.account(3)
+    async with inbound.db.transaction() as tx:
+        tx.add(BlockedSender(account_id=picky, kind="station", value="JUNK CO"))
+        tx.add(BlockedSender(account_id=picky, kind="caller", value="+15550109999"))
+    await inbound.close(closed)
+
+    arrivals = {
+        "to an open account": (open_number, "+15550109999", "JUNK CO"),  # blocked elsewhere, not here
+        "blocked station": (picky_number, "+15550100777", "JUNK CO"),
+        "blocked caller": (picky_number, "+15550109999", "ACME SALES"),
+        "neither blocked": (picky_number, "+15550100777", "ACME SALES"),
+        "closed account": (closed_number, "+15550100777", "ACME SALES"),
+        "not our number": ("+15550309999", "+15550100777", "ACME SALES"),
+    }
+    ids = await asyncio.gather(*(inbound.receive(*arrival) for arrival in arrivals.values()))
+    states = {name: (await inbound.row(fax_id)).state for name, fax_id in zip(arrivals, ids, strict=True)}
+    assert states == {
+        "to an open account": QUEUED,
+        "blocked station": BLOCKED,
+        "blocked caller": BLOCKED,
+        "neither blocked": QUEUED,
+        "closed account": UNROUTED,
+        "not our number": UNROUTED,
+    }
+    queued = await inbound.queue.claim_many(QUEUE_INBOUND, 16)
+    assert {job.id for job in queued} == {ids[0], ids[3]}
 
 
 async def test_a_fax_whose_books_fail_is_parked_alone_and_delivered_once_when_retried(inbound: Inbound) -> None:
