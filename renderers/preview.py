@@ -14,4 +14,6 @@ import img2pdf
 
 def fax_tiff_to_pdf(tiff_path: Path) -> bytes:
     """A PDF with one page per fax page, each the size of the paper it was sent on."""
-    return img2pdf.convert(str(tiff_path), rotation=img2pdf.Rotation.ifvalid)
+    # img2pdf's own PDF writer: the pages are copied as they are either way, and it
+    # writes them ~25% faster than through pikepdf (bench/inbound makes one per fax).
+    return img2pdf.convert(str(tiff_path), rotation=img2pdf.Rotation.ifvalid, engine=img2pdf.Engine.internal)
