@@ -10,6 +10,7 @@ import asyncio
 import base64
 import os
 import re
+import time
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from sqlalchemy import Table, func, select
 from bridge import schema
 from bridge.db import Database, GroupCommit
 from bridge.dkim import _relaxed_body
-from bridge.inbound.workpool import WorkContext, WorkPool
+from bridge.inbound.workpool import WorkContext, WorkFailed, WorkPool
 from bridge.jobs import OutgoingMail
 from bridge.mime import Attachment, FaxMail, base64_lines
 from bridge.models import Job
@@ -142,6 +143,47 @@ async def test_a_worker_process_that_dies_is_replaced_and_the_call_made_again(tm
     finally:
         pool.close()
     assert answer.startswith("done in ") and answer != f"done in {os.getpid()}"
+
+
+def square_unless_seven(_context: WorkContext, n: int, delay: float = 0.0) -> tuple[int, int]:
+    time.sleep(delay)
+    if n == 7:
+        raise ValueError("seven is not welcome")
+    return n * n, os.getpid()
+
+
+async def test_calls_made_together_each_get_their_own_answer_or_exception(tmp_path: Path) -> None:
+    """The pool sends the calls of a batch in chunks; a failing call fails alone."""
+    settings = Site(tmp_path).write().settings()
+    pool = WorkPool(WorkContext(settings, MailStore(Spool(tmp_path / "spool"), mail_domain="fax.example")),
+                    processes=2)
+    try:
+        outcomes = await asyncio.gather(*(pool.run(square_unless_seven, n) for n in range(20)), return_exceptions=True)
+    finally:
+        pool.close()
+    for n, outcome in enumerate(outcomes):
+        if n == 7:
+            assert isinstance(outcome, WorkFailed) and "seven is not welcome" in str(outcome)
+        else:
+            assert not isinstance(outcome, BaseException) and outcome[0] == n * n
+    assert len({pid for outcome in outcomes if not isinstance(outcome, BaseException) for _, pid in [outcome]}) == 2
+
+
+async def test_a_cancelled_caller_leaves_the_worker_serving_the_others(tmp_path: Path) -> None:
+    settings = Site(tmp_path).write().settings()
+    pool = WorkPool(WorkContext(settings, MailStore(Spool(tmp_path / "spool"), mail_domain="fax.example")),
+                    processes=1)
+    try:
+        slow = asyncio.ensure_future(pool.run(square_unless_seven, 3, 0.5))
+        others = asyncio.gather(*(pool.run(square_unless_seven, n) for n in (4, 5)))
+        await asyncio.sleep(0.1)
+        slow.cancel()
+        answers = await others
+        later = await pool.run(square_unless_seven, 6)
+    finally:
+        pool.close()
+    assert [square for square, _ in answers] == [16, 25] and later[0] == 36
+    assert len({pid for _, pid in [*answers, later]}) == 1  # the same worker: none was killed
 
 
 def worker_pid(_context: WorkContext) -> int:
