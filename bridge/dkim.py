@@ -218,7 +218,9 @@ _WSP_RUN = re.compile(rb"[ \t]+")
 
 def _split_message(message: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
     """([(name, raw value with its folds)], body) of a message with LF or CRLF ends."""
-    text = message.replace(b"\r\n", b"\n")
+    # (A search for a two-byte pattern scans a 460 KB fax mail at ~1 GB/s; one for a
+    # single byte is ~50 times faster, and most mails here have no CR at all.)
+    text = message.replace(b"\r\n", b"\n") if b"\r" in message else message
     head, separator, body = text.partition(b"\n\n")
     if not separator:
         head, body = text, b""
