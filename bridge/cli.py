@@ -131,10 +131,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from bridge import eventloop
     from bridge.app import App
 
     try:
-        asyncio.run(App(settings).run_until_stopped())
+        eventloop.run(App(settings).run_until_stopped())
     except SettingsError as error:
         print(f"faxbridge: {error}", file=sys.stderr)
         return 2
