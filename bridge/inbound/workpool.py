@@ -135,6 +135,11 @@ class WorkPool:
                     call.answer.set_exception(died)
             self._pending[:0] = again
             await self._replace(worker)
+        except Exception as error:  # e.g. an argument that cannot be pickled: nothing was sent
+            for call in chunk:
+                if not call.answer.done():
+                    call.answer.set_exception(error)
+            self._idle.append(worker)
         else:
             self._idle.append(worker)
             for call, (ok, value) in zip(chunk, outcomes, strict=True):
@@ -172,12 +177,16 @@ class WorkPool:
             worker = await asyncio.to_thread(self._spawn)
         except Exception as error:  # handed to the calls that were waiting for it
             log.exception("cannot start an inbound worker process")
-            self._workers.remove(dead)
+            if dead in self._workers:
+                self._workers.remove(dead)
             if not self._workers:  # nobody left to take the waiting calls
                 for call in self._pending:
                     if not call.answer.done():
                         call.answer.set_exception(WorkerDied(f"no worker process could be started: {error}"))
                 self._pending = []
+            return
+        if self._closed or dead not in self._workers:  # the pool closed meanwhile
+            await asyncio.to_thread(worker.stop, 0)
             return
         self._workers[self._workers.index(dead)] = worker
         self._idle.append(worker)

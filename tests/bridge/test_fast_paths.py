@@ -186,6 +186,18 @@ async def test_a_cancelled_caller_leaves_the_worker_serving_the_others(tmp_path:
     assert len({pid for _, pid in [*answers, later]}) == 1  # the same worker: none was killed
 
 
+async def test_a_call_that_cannot_be_sent_fails_alone_and_the_pool_serves_on(tmp_path: Path) -> None:
+    settings = Site(tmp_path).write().settings()
+    pool = WorkPool(WorkContext(settings, MailStore(Spool(tmp_path / "spool"), mail_domain="fax.example")),
+                    processes=1)
+    try:
+        with pytest.raises(Exception, match="pickle"):
+            await pool.run(square_unless_seven, lambda: 3)  # a lambda cannot be pickled
+        assert (await pool.run(square_unless_seven, 4))[0] == 16
+    finally:
+        pool.close()
+
+
 def worker_pid(_context: WorkContext) -> int:
     return os.getpid()
 
