@@ -5,8 +5,10 @@ Where it sits: the inbound component runs `purge_once` every
 on a plan named in `inbound.retention_days` (Free: 30) is purged that many days after
 receipt; other plans (Plus, Pro) keep it for the life of the account, counted from
 the plan the account is on now (an upgrade keeps what is still there). R-STORE-2: a
-closed account's faxes are purged. Faxes still being delivered are left alone. The
-row stays (what arrived, when) with `purged_at`; the files go.
+closed account's faxes are purged. A fax held for an operator (`inbound.unrouted =
+"hold"`: nobody held its number) is purged `inbound.held_days` after receipt, for no
+account is there to keep it for (R-STORE-2). Faxes still being delivered are left
+alone. The row stays (what arrived, when) with `purged_at`; the files go.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from sqlalchemy import and_, or_, select
 
 from bridge.db import Database
-from bridge.inbound.models import QUEUED, InboundFaxRecord
+from bridge.inbound.models import QUEUED, UNROUTED, InboundFaxRecord
 from bridge.inbound.settings import InboundSettings
 from bridge.models import Account, utcnow
 
@@ -50,6 +52,18 @@ class Retention:
                     )
                 )
             ).all()
+            held = (
+                await tx.scalars(
+                    select(InboundFaxRecord).where(
+                        InboundFaxRecord.account_id.is_(None),
+                        InboundFaxRecord.state == UNROUTED,
+                        InboundFaxRecord.purged_at.is_(None),
+                        InboundFaxRecord.tiff_path != "",
+                        InboundFaxRecord.received_at < now - timedelta(days=self.settings.held_days),
+                    )
+                )
+            ).all()
+            due = [*due, *held]
             paths = [Path(p) for record in due for p in (record.tiff_path, record.pdf_path) if p]
             # Files first, then the rows: a crash in between leaves rows that the next
             # run purges again (unlinking a missing file is fine).

@@ -27,6 +27,8 @@ class InboundSettings(_Section):
     # suspended or closed) is answered by the line, then "discard"ed or "hold"-ed in
     # spool/inbound/held/ for an operator; never delivered to a former holder.
     unrouted: Literal["discard", "hold"] = "discard"
+    # Days a held fax waits for an operator before it is purged (R-STORE-2).
+    held_days: int = Field(30, ge=1, le=3650)
     # Where stored faxes live (the message center, R-STORE-1); "" = <var_dir>/faxes.
     store_dir: str = ""
     # R-STORE-1: days a received fax is kept, by plan; plans not named keep their

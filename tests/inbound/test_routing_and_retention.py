@@ -56,6 +56,16 @@ def test_unrouted_faxes_can_be_held_for_an_operator(tmp_path: Path, one_page: Pa
         [row] = running.wait_for_fax_state("unrouted")
         held = Path(row["tiff_path"])
         assert held.parent == site.var / "spool" / "inbound" / "held" and held.exists()
+
+        # R-STORE-2: an operator has inbound.held_days (30) to look; then it goes.
+        running.fax_to(NUMBER, one_page)
+        [young] = [r for r in running.wait_for_fax_state("unrouted", 2) if r["id"] != row["id"]]
+        execute(site, "UPDATE inbound_faxes SET received_at = ? WHERE id = ?", days_ago(31), row["id"])
+        execute(site, "UPDATE inbound_faxes SET received_at = ? WHERE id = ?", days_ago(29), young["id"])
+        assert running.run(running.inbound.retention.purge_once()) == 1
+        after = {r["id"]: r for r in running.fax_rows()}
+        assert not held.exists() and after[row["id"]]["purged_at"] is not None and after[row["id"]]["tiff_path"] == ""
+        assert Path(young["tiff_path"]).exists() and after[young["id"]]["purged_at"] is None
     finally:
         server.stop()
 
