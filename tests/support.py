@@ -287,3 +287,30 @@ def text_pdf(*pages: str) -> bytes:
     out = io.BytesIO()
     images[0].save(out, format="PDF", save_all=True, append_images=images[1:], resolution=150)
     return out.getvalue()
+
+
+def assert_workers_die_with_a_killed_server(script: Path, expected_workers: int) -> None:
+    """Run `script`, a server that prints its worker processes' pids and then kills
+    itself with SIGKILL (no shutdown code runs), and check that those workers end too
+    instead of lingering as orphans."""
+    # Output to files, not pipes: the workers inherit them, and reading a pipe to its
+    # end would wait for the very workers this checks.
+    out, err = script.with_suffix(".out"), script.with_suffix(".err")
+    with out.open("w") as stdout, err.open("w") as stderr:
+        returncode = subprocess.run([sys.executable, str(script)], stdout=stdout, stderr=stderr,
+                                    timeout=120, check=False).returncode
+    assert returncode == -9, err.read_text()
+    workers = [int(pid) for pid in out.read_text().split()]
+    assert len(workers) == expected_workers, out.read_text()
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+            return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"  # a zombie is gone too
+        except (ProcessLookupError, FileNotFoundError):
+            return False
+
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in workers), "worker processes outlived their server"

@@ -30,7 +30,7 @@ from bridge.models import Job
 from bridge.outbox import MailStore
 from bridge.queue import JobQueue
 from bridge.spool import Spool
-from tests.support import Site
+from tests.support import Site, assert_workers_die_with_a_killed_server
 
 
 # --- the fax mail writer -------------------------------------------------------------------
@@ -226,25 +226,6 @@ if __name__ == "__main__":
 
 
 def test_worker_processes_do_not_outlive_a_server_killed_with_kill_9(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-    import time
-
     script = tmp_path / "server.py"
     script.write_text(_KILLED_SERVER.format(repo=str(Path(__file__).resolve().parents[2]), root=str(tmp_path)))
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False)
-    assert result.returncode == -9, result.stderr
-    workers = [int(pid) for pid in result.stdout.split()]
-    assert len(workers) == 2
-
-    def alive(pid: int) -> bool:
-        try:
-            os.kill(pid, 0)
-            return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"  # a zombie is gone too
-        except (ProcessLookupError, FileNotFoundError):
-            return False
-
-    deadline = time.monotonic() + 10
-    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(alive(pid) for pid in workers), "worker processes outlived their server"
+    assert_workers_die_with_a_killed_server(script, expected_workers=2)
