@@ -121,6 +121,10 @@ class VirtualLineSettings(BaseModel):
     ring_seconds: float = Field(45.0, ge=0, description=(
         "How long an unanswered number rings before the call is given up "
         "(divided by 1000 unless realtime)."))
+    handover_retry_seconds: tuple[Annotated[float, Field(ge=0)], ...] = Field((0.5, 2.0, 5.0), description=(
+        "Pauses before handing a received fax to the inbound pipeline again when it "
+        "could not take it (a database busy a moment); after the last, the fax stays in "
+        "inbound_dir for an operator."))
     remote_ecm: bool = Field(True, description=(
         "Remote machines and the service's own numbers offer error correction (ECM)."))
     remote_compressions: tuple[CompressionName, ...] = Field(
@@ -304,13 +308,24 @@ class VirtualLine(FaxLine):
             line_seconds=stats.line_seconds,
             received_at=datetime.now(UTC),
         )
-        try:
-            await self._on_inbound(inbound)
-        except Exception:
-            # The sender's fax went through, so the outbound call stays a success; the
-            # received file stays in inbound_dir for an operator to route by hand.
-            log.exception("job %s: inbound fax %s to %s was received but could not be "
-                          "handed on", request.job_id, answered.stored, request.to_number)
+        # The sender's fax went through, so the outbound call stays a success whatever
+        # happens here. A pipeline that cannot take the fax leaves it where it was
+        # (bridge.inbound.intake), so it is offered again after each pause; after the
+        # last the file stays in inbound_dir for an operator to route by hand.
+        pauses = self.settings.handover_retry_seconds
+        for attempt in range(len(pauses) + 1):
+            try:
+                await self._on_inbound(inbound)
+                return
+            except Exception:
+                if attempt == len(pauses):
+                    log.exception("job %s: inbound fax %s to %s was received but could not be handed on "
+                                  "(%d attempts); it stays there for an operator", request.job_id, answered.stored,
+                                  request.to_number, attempt + 1)
+                    return
+                log.warning("job %s: inbound fax %s could not be handed on; trying again in %.1f s",
+                            request.job_id, answered.stored, pauses[attempt], exc_info=True)
+                await asyncio.sleep(pauses[attempt])
 
 
 def _matches(pattern: str, number: str) -> bool:

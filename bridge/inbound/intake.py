@@ -4,8 +4,9 @@ Where it sits: fax line in -> *intake* -> inbound pipeline. The fax line awaits
 `accept(fax)` once the pages are on disk; accept moves the TIFF into the spool
 (spool/inbound/<id>.tif, fsynced) and, in one transaction, records the fax in
 `inbound_faxes` and queues its job. When it returns the fax is safe: a crash after
-that loses nothing. Faxes that several lines hand over together share that commit
-(bridge.db.GroupCommit).
+that loses nothing. When it raises, the fax was not taken and its file is back where
+the line left it (the line offers it again). Faxes that several lines hand over
+together share that commit (bridge.db.GroupCommit).
 
 Routing is decided here, by the number's holder at the moment the fax arrived (read
 in one query for the faxes handed over together: a `Coalescer`, as the commit):
@@ -106,7 +107,14 @@ class InboundIntake:
                 line_seconds=fax.line_seconds, received_at=fax.received_at, tiff_path=str(target),
             )
             rows[Job.__table__] = [JobQueue.new_row(QUEUE_INBOUND, job, job_id=fax_id)]
-        await self.commits.insert(rows, sync_directories=[target.parent] if keep else [])
+        try:
+            await self.commits.insert(rows, sync_directories=[target.parent] if keep else [])
+        except Exception:
+            # Nothing of the fax was written: it goes back where the line left it, so
+            # that the line can offer it again (or an operator find it there).
+            if keep:
+                await asyncio.to_thread(shutil.move, target, fax.tiff_path)
+            raise
         if state == QUEUED:
             self.services.queue.wake(QUEUE_INBOUND)
             log.info("fax from %s to %s, %d page(s): queued for account %s",

@@ -226,10 +226,13 @@ async def test_missing_document_is_our_fault_not_the_far_ends(line: VirtualLine,
 
 async def test_inbound_handler_failure_keeps_the_fax_and_the_call_completed(
         tmp_path: Path, fax_docs: dict[str, Path]) -> None:
+    offered: list[InboundFax] = []
+
     async def broken_inbox(fax: InboundFax) -> None:
+        offered.append(fax)
         raise RuntimeError("queue unavailable")
 
-    line = VirtualLine(make_settings(tmp_path), is_service_number)
+    line = VirtualLine(make_settings(tmp_path, handover_retry_seconds=(0.01, 0.01)), is_service_number)
     await line.start(broken_inbox)
     try:
         result = await line.place_call(request(SERVICE_NUMBER, fax_docs["g4-1"]))
@@ -237,7 +240,29 @@ async def test_inbound_handler_failure_keeps_the_fax_and_the_call_completed(
         await line.close()
 
     assert result.outcome is CallOutcome.COMPLETED
+    assert len(offered) == 3  # once, then after each of the two pauses
     assert len(stored_faxes(tmp_path / "inbound")) == 1  # left for an operator
+
+
+async def test_a_fax_the_pipeline_could_not_take_at_once_is_offered_again(
+        tmp_path: Path, inbox: Inbox, fax_docs: dict[str, Path]) -> None:
+    failures = ["database is locked"]
+
+    async def busy_then_free_inbox(fax: InboundFax) -> None:
+        if failures:
+            raise OSError(failures.pop())
+        await inbox(fax)
+
+    line = VirtualLine(make_settings(tmp_path, handover_retry_seconds=(0.01,)), is_service_number)
+    await line.start(busy_then_free_inbox)
+    try:
+        result = await line.place_call(request(SERVICE_NUMBER, fax_docs["g4-1"]))
+    finally:
+        await line.close()
+
+    assert result.outcome is CallOutcome.COMPLETED
+    [fax] = inbox.faxes  # handed over once, on the second offer
+    assert same_pages(fax_docs["g4-1"], fax.tiff_path)
 
 
 async def test_a_range_of_remote_machines_includes_both_ends(

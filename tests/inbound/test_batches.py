@@ -212,6 +212,38 @@ async def test_faxes_handed_over_together_are_each_routed_by_their_own_number_ca
     assert {job.id for job in queued} == {ids[0], ids[3]}
 
 
+async def test_a_fax_the_intake_cannot_commit_goes_back_to_the_line_and_is_taken_when_offered_again(
+    inbound: Inbound, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Non-negotiable 2: when accept raises, nothing of the fax is recorded and its file
+    is where the line left it, so the line's next offer (bridge.faxline) takes it whole."""
+    _, number = await inbound.account(1)
+    line_file = inbound.site.root / "received-on-the-line.tif"
+    shutil.copyfile(inbound.fax, line_file)
+    fax = InboundFax(to_number=number, caller_number="+15550100777", remote_station_id="ACME SALES",
+                     tiff_path=line_file, pages=3, line_seconds=95.0, received_at=datetime.now(UTC))
+    commits = inbound.component.intake.commits
+    real_insert = commits.insert
+
+    async def disk_full_once(rows, *, sync_directories=()):  # type: ignore[no-untyped-def]
+        monkeypatch.setattr(commits, "insert", real_insert)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(commits, "insert", disk_full_once)
+    with pytest.raises(OSError, match="No space left"):
+        await inbound.component.intake.accept(fax)
+    assert line_file.exists() and line_file.read_bytes() == inbound.fax.read_bytes()
+    async with inbound.db.reading() as session:
+        assert await session.scalar(select(func.count()).select_from(InboundFaxRecord)) == 0
+    assert list((inbound.spool.root / "inbound").glob("*.tif")) == []
+
+    fax_id = await inbound.component.intake.accept(fax)  # the line offers it again
+    assert not line_file.exists()
+    assert (await inbound.row(fax_id)).state == QUEUED
+    await inbound.run_batch(1)
+    assert (await inbound.row(fax_id)).state == DELIVERED and await inbound.mails_about(fax_id) == 1
+
+
 async def test_a_fax_whose_books_fail_is_parked_alone_and_delivered_once_when_retried(inbound: Inbound) -> None:
     account, number = await inbound.account(1)
     faxes = [await inbound.receive(number) for _ in range(4)]
