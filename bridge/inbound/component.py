@@ -27,6 +27,7 @@ from bridge.dkim import DkimSigner, load_or_create_signer
 from bridge.faxline.base import InboundFax
 from bridge.http import UnsubscribeWeb
 from bridge.inbound.accounts import AccountViews, Bounces, OptOuts
+from bridge.inbound.idle import IdleAccounts
 from bridge.inbound.intake import InboundIntake
 from bridge.inbound.messages import Footers
 from bridge.inbound.pipeline import (
@@ -104,6 +105,7 @@ class InboundComponent:
             UnsubscribeWeb(s.http, services.db, self.optouts, service_name=s.service.name) if s.http.enabled else None
         )
         self.retention = Retention(s.inbound, services.db)
+        self.idle = IdleAccounts(s, services.db, services.outbox)
         self._purger: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
@@ -146,8 +148,9 @@ class InboundComponent:
         interval = self.services.settings.inbound.purge_interval_seconds
         while not self._stopping.is_set():
             try:
+                await self.idle.close_once()  # R-ACCT-5 (i); the purge then takes their faxes
                 await self.retention.purge_once()
             except Exception:
-                log.exception("retention purge failed; trying again in %.0f s", interval)
+                log.exception("closing idle accounts or the retention purge failed; trying again in %.0f s", interval)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=interval)

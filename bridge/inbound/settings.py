@@ -39,6 +39,9 @@ class InboundSettings(_Section):
     # out of promotional mail, and when no delivery address works any more.
     close_on_opt_out: tuple[str, ...] = ("free",)
     close_on_bounces: tuple[str, ...] = ("free",)
+    # R-ACCT-5 (i): plans whose accounts are closed after this many days without a
+    # received fax (bridge/inbound/idle.py); plans not named are never closed for it.
+    close_when_idle_days: dict[str, int] = Field(default_factory=lambda: {"free": 30})
     # Hard bounces (DSN status 5.x.x) after which a delivery address counts as failing.
     hard_bounces_to_fail: int = Field(1, ge=1, le=100)
     # Folder of the footer templates (promo.txt, promo.html); "" = the built-in

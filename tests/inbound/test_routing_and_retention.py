@@ -117,6 +117,32 @@ def test_retention_purges_exactly_what_it_should(running: Running, one_page: Pat
     assert running.run(running.inbound.retention.purge_once()) == 0
 
 
+def test_a_free_account_without_a_fax_for_30_days_is_closed_and_told_r_acct_5_i(
+    running: Running, one_page: Path
+) -> None:
+    never = customer(running.site, "never@example.com", NUMBER, plan="free", created_at=days_ago(31))
+    quiet = customer(running.site, "quiet@example.com", "+15550300007", plan="free", created_at=days_ago(60))
+    recent = customer(running.site, "recent@example.com", "+15550300008", plan="free", created_at=days_ago(60))
+    new = customer(running.site, "new@example.com", "+15550300009", plan="free", created_at=days_ago(29))
+    paying = customer(running.site, "paying@example.com", "+15550300010", plan="plus", created_at=days_ago(90))
+    for number, address in (("+15550300007", "quiet@example.com"), ("+15550300008", "recent@example.com")):
+        running.fax_to(number, one_page)
+        running.wait_for_mail(address)
+    faxes = {r["account_id"]: r["id"] for r in running.fax_rows()}
+    execute(running.site, "UPDATE inbound_faxes SET received_at = ? WHERE id = ?", days_ago(31), faxes[quiet])
+    execute(running.site, "UPDATE inbound_faxes SET received_at = ? WHERE id = ?", days_ago(29), faxes[recent])
+
+    assert sorted(running.run(running.inbound.idle.close_once())) == sorted([never, quiet])
+    states = {r["id"]: r["state"] for r in running.site.query("SELECT id, state FROM accounts")}
+    assert (states[never], states[quiet]) == ("closed", "closed")
+    assert states[recent] == states[new] == states[paying] == "active"  # a fax 29 days ago; 29 days old; Plus
+    [notice] = running.wait_for_mail("never@example.com")
+    assert "closed" in notice["Subject"] and "has not received a fax\nfor 30 days" in notice.get_content()
+    assert notice["List-Unsubscribe"] is None  # an account notice (R-MAIL-2)
+    assert len(running.wait_for_mail("quiet@example.com", 2)) == 2  # its fax, then the notice
+    assert running.run(running.inbound.idle.close_once()) == []  # closed once
+
+
 def test_the_cli_lists_exports_blocks_and_prints_dns_records(running: Running, one_page: Path) -> None:
     account = customer(running.site, "cli@example.com", NUMBER, plan="plus")
     running.fax_to(NUMBER, one_page)
