@@ -98,7 +98,15 @@ class Runner(ABC):
             if not jobs:
                 await self.queue.wait_for_work(self.queue_name, self.poll_seconds)
                 continue
-            await self.handle_batch(jobs)
+            try:
+                await self.handle_batch(jobs)
+            except Exception:
+                # A batch that could not even record its outcome (the database or the
+                # disk failing under it): its jobs keep their leases and are claimed
+                # again when those run out; this loop goes on with the next ones.
+                log.exception("%s: a batch of %d job(s) could not be finished; they are retried when "
+                              "their lease runs out", self.queue_name, len(jobs))
+                await asyncio.sleep(self.poll_seconds)
 
     async def handle_batch(self, jobs: list[Job]) -> None:
         """Handle claimed jobs one after the other (runners that batch override this)."""

@@ -29,6 +29,7 @@ from bridge.mime import Attachment, FaxMail, base64_lines
 from bridge.models import Job
 from bridge.outbox import MailStore
 from bridge.queue import JobQueue
+from bridge.runner import Runner
 from bridge.spool import Spool
 from tests.support import Site, assert_workers_die_with_a_killed_server
 
@@ -124,6 +125,45 @@ async def test_two_workers_claiming_batches_at_once_never_take_the_same_job(db: 
     assert sorted(taken) == [f"J{n:02d}" for n in range(40)]  # each once
     async with db.reading() as session:
         assert await session.scalar(select(func.count()).select_from(Job).where(Job.state == "running")) == 40
+
+
+class BatchThatFailsOnce(Runner):
+    """A batching runner whose first batch cannot record anything (the disk failing)."""
+
+    queue_name = "test"
+    batch_size = 8
+
+    def __init__(self, queue: JobQueue) -> None:
+        super().__init__(queue, workers=1, poll_seconds=0.05)
+        self.batches: list[list[str]] = []
+
+    async def handle_batch(self, jobs: list[Job]) -> None:
+        self.batches.append([job.id for job in jobs])
+        if len(self.batches) == 1:
+            raise OSError(5, "Input/output error")
+        async with self.queue.db.transaction() as tx:
+            for job in jobs:
+                JobQueue.finish(await self.queue.owned(tx, job.id), "done")
+
+
+async def test_a_batch_that_cannot_be_finished_is_retried_and_the_runner_goes_on(db: Database) -> None:
+    mail = OutgoingMail(mail_from="a@x", rcpt_tos=["b@x"], eml_path="/dev/null", kind="test")
+    async with db.transaction() as tx:
+        for n in range(3):
+            JobQueue.add(tx, "test", mail, job_id=f"J{n}")
+    runner = BatchThatFailsOnce(JobQueue(db, lease_seconds=0.3))
+    runner.start()
+    try:
+        for _ in range(100):
+            async with db.reading() as session:
+                states = set(await session.scalars(select(Job.state).where(Job.queue == "test")))
+            if states == {"done"}:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await runner.stop(5)
+    assert states == {"done"}  # taken again once their leases ran out
+    assert runner.batches[0] == runner.batches[1] == ["J0", "J1", "J2"]
 
 
 # --- the worker pool -------------------------------------------------------------------------
