@@ -25,6 +25,7 @@ import logging
 import os
 import shutil
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +59,8 @@ class InboundIntake:
         self.held_dir = self.spool_dir / "held"
         # urgent: the fax line waits for this answer, like an SMTP client for its 250.
         self.commits = GroupCommit(services.db, urgent=True)
-        db = services.db
-        self.routes: Coalescer[RouteKey, Route | None] = Coalescer(lambda keys: _read_routes(db, keys), name="inbound-routes")
+        self.routes: Coalescer[RouteKey, Route | None] = Coalescer(partial(_read_routes, services.db),
+                                                                   name="inbound-routes")
 
     async def accept(self, fax: InboundFax) -> str:
         """Take a received fax into the service; returns its id."""
@@ -78,8 +79,6 @@ class InboundIntake:
         state = QUEUED if routable and not blocked else BLOCKED if routable else UNROUTED
         keep = state == QUEUED or (state == UNROUTED and self.settings.unrouted == "hold")
         target = (self.spool_dir if state == QUEUED else self.held_dir) / f"{fax_id}.tif"
-        if keep:
-            await asyncio.to_thread(_move_durably, fax.tiff_path, target)
         record = dict(
             id=fax_id,
             account_id=route.account_id if route is not None and state != UNROUTED else None,
@@ -108,12 +107,14 @@ class InboundIntake:
             )
             rows[Job.__table__] = [JobQueue.new_row(QUEUE_INBOUND, job, job_id=fax_id)]
         try:
+            if keep:
+                await asyncio.to_thread(_move_durably, fax.tiff_path, target)
             await self.commits.insert(rows, sync_directories=[target.parent] if keep else [])
         except Exception:
             # Nothing of the fax was written: it goes back where the line left it, so
             # that the line can offer it again (or an operator find it there).
             if keep:
-                await asyncio.to_thread(shutil.move, target, fax.tiff_path)
+                await asyncio.to_thread(_put_back, target, fax.tiff_path)
             raise
         if state == QUEUED:
             self.services.queue.wake(QUEUE_INBOUND)
@@ -191,6 +192,12 @@ def _why(state: str, route: Route | None) -> str:
     if route.state != "assigned":
         return f"the number is {route.state}"
     return f"the account is {route.account_state}"
+
+
+def _put_back(target: Path, source: Path) -> None:
+    """Undo `_move_durably` (or what of it happened) for a fax that was not taken."""
+    if target.exists():
+        shutil.move(target, source)
 
 
 def _move_durably(source: Path, target: Path) -> None:

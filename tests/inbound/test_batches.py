@@ -27,6 +27,7 @@ from bridge.accounts import create_account
 from bridge.components import Services
 from bridge.db import Database
 from bridge.faxline.base import InboundFax
+from bridge.inbound import intake as intake_module
 from bridge.inbound.component import InboundComponent
 from bridge.inbound.jobs import QUEUE_INBOUND
 from bridge.inbound.models import BLOCKED, DELIVERED, QUEUED, UNDELIVERABLE, UNROUTED, BlockedSender, InboundFaxRecord
@@ -212,8 +213,9 @@ async def test_faxes_handed_over_together_are_each_routed_by_their_own_number_ca
     assert {job.id for job in queued} == {ids[0], ids[3]}
 
 
-async def test_a_fax_the_intake_cannot_commit_goes_back_to_the_line_and_is_taken_when_offered_again(
-    inbound: Inbound, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("failing", ["the commit", "the fsync of the moved file"])
+async def test_a_fax_the_intake_cannot_take_goes_back_to_the_line_and_is_taken_when_offered_again(
+    inbound: Inbound, monkeypatch: pytest.MonkeyPatch, failing: str
 ) -> None:
     """Non-negotiable 2: when accept raises, nothing of the fax is recorded and its file
     is where the line left it, so the line's next offer (bridge.faxline) takes it whole."""
@@ -222,14 +224,23 @@ async def test_a_fax_the_intake_cannot_commit_goes_back_to_the_line_and_is_taken
     shutil.copyfile(inbound.fax, line_file)
     fax = InboundFax(to_number=number, caller_number="+15550100777", remote_station_id="ACME SALES",
                      tiff_path=line_file, pages=3, line_seconds=95.0, received_at=datetime.now(UTC))
-    commits = inbound.component.intake.commits
-    real_insert = commits.insert
+    if failing == "the commit":
+        commits = inbound.component.intake.commits
+        real_insert = commits.insert
 
-    async def disk_full_once(rows, *, sync_directories=()):  # type: ignore[no-untyped-def]
-        monkeypatch.setattr(commits, "insert", real_insert)
-        raise OSError(28, "No space left on device")
+        async def disk_full_once(rows, *, sync_directories=()):  # type: ignore[no-untyped-def]
+            monkeypatch.setattr(commits, "insert", real_insert)
+            raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(commits, "insert", disk_full_once)
+        monkeypatch.setattr(commits, "insert", disk_full_once)
+    else:
+        real_fsync = intake_module.fsync_file
+
+        def disk_full_once(path: Path) -> None:
+            monkeypatch.setattr(intake_module, "fsync_file", real_fsync)
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(intake_module, "fsync_file", disk_full_once)
     with pytest.raises(OSError, match="No space left"):
         await inbound.component.intake.accept(fax)
     assert line_file.exists() and line_file.read_bytes() == inbound.fax.read_bytes()
