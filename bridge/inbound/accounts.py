@@ -76,6 +76,21 @@ def close_account(tx: AsyncSession, account: Account, *, via: str, reason: str) 
     log.info("account %s closed: %s", account.id, reason)
 
 
+def closing_notice(settings: Settings, account: Account, *, why: str, what_next: str) -> EmailMessage:
+    """The account notice (R-MAIL-2) telling a customer their account closed itself
+    (R-ACCT-5): `why` opens it, `what_next` ends it; the middle is the same for all."""
+    service = settings.service
+    numbers = ", ".join(n.e164 for n in account.numbers) or "your fax number"
+    body = (
+        f"Hello,\n\n{why.rstrip()}\n\n"
+        f"Your {service.name} account (number {numbers}) is now closed: faxes to it are no\n"
+        "longer delivered, and the faxes we kept for you will be deleted.\n\n"
+        f"{what_next.rstrip()}\n"
+    )
+    to = account.delivery_addresses() or account.sender_addresses()
+    return account_notice(settings, to=to, subject=f"Your {service.name} account is closed", body=body)
+
+
 @dataclass(frozen=True)
 class OptOutResult:
     account_id: int
@@ -106,22 +121,16 @@ class OptOuts:
         if closed:
             # R-ACCT-5 (iii): a Free account that opts out is closed, and told so.
             close_account(tx, account, via=via, reason="opted out of promotional mail (R-ACCT-5 (iii))")
-            await self.outbox.enqueue(tx, self._closing_notice(account), kind="account-closed")
+            notice = closing_notice(
+                self.settings, account,
+                why=f"You asked us to stop sending you news and offers from {self.settings.service.name}.\n"
+                    "We have done so. Free accounts come with that mail, so, as our terms say,\n"
+                    "your free account closes.",
+                what_next="If you want to keep a fax number without news and offers, sign up for a paid plan.",
+            )
+            await self.outbox.enqueue(tx, notice, kind="account-closed")
         log.info("account %s opted out of promotional mail via %s%s", account.id, via, "; closed" if closed else "")
         return OptOutResult(account.id, already=False, closed=closed)
-
-    def _closing_notice(self, account: Account) -> EmailMessage:
-        service = self.settings.service
-        numbers = ", ".join(n.e164 for n in account.numbers) or "your fax number"
-        body = (
-            "Hello,\n\n"
-            f"You asked us to stop sending you news and offers from {service.name}. We have done so.\n\n"
-            f"Free accounts come with that mail, so as our terms say, your free account\n"
-            f"(number {numbers}) is now closed: faxes to it are no longer delivered, and the\n"
-            "faxes we kept for you will be deleted.\n\n"
-            "If you want to keep a fax number without news and offers, sign up for a paid plan.\n"
-        )
-        return account_notice(self.settings, to=account.delivery_addresses(), subject=f"Your {service.name} account is closed", body=body)
 
 
 BounceKind = Literal["hard", "soft", "none"]

@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 
 from sqlalchemy import func, select
 
 from bridge.db import Database
-from bridge.inbound.accounts import close_account
-from bridge.inbound.messages import account_notice
+from bridge.inbound.accounts import close_account, closing_notice
 from bridge.inbound.models import InboundFaxRecord
 from bridge.models import Account, utcnow
 from bridge.outbox import Outbox
@@ -61,23 +59,15 @@ class IdleAccounts:
                 )
                 for account in idle:
                     close_account(tx, account, via="idle", reason=f"no fax received for {days} days (R-ACCT-5 (i))")
-                    await self.outbox.enqueue(tx, self._closing_notice(account, days), kind="account-closed")
+                    notice = closing_notice(
+                        self.settings, account,
+                        why=f"Your free account has not received a fax for {days} days. As our terms say,\n"
+                            "an unused free account closes.",
+                        what_next="You are welcome to sign up again at any time, or to choose a paid plan,\n"
+                                  "which keeps your number whether or not faxes arrive.",
+                    )
+                    await self.outbox.enqueue(tx, notice, kind="account-closed")
                     closed.append(account.id)
         if closed:
             log.info("closed %d idle account(s) (R-ACCT-5 (i)): %s", len(closed), ", ".join(map(str, closed)))
         return closed
-
-    def _closing_notice(self, account: Account, days: int) -> EmailMessage:
-        service = self.settings.service
-        numbers = ", ".join(n.e164 for n in account.numbers) or "your fax number"
-        body = (
-            "Hello,\n\n"
-            f"Your free {service.name} account (number {numbers}) has not received a fax\n"
-            f"for {days} days. As our terms say, an unused free account is closed: it is now\n"
-            "closed, faxes to that number are no longer delivered, and the faxes we kept for\n"
-            "you will be deleted.\n\n"
-            "You are welcome to sign up again at any time, or to choose a paid plan, which\n"
-            "keeps your number whether or not faxes arrive.\n"
-        )
-        to = account.delivery_addresses() or account.sender_addresses()
-        return account_notice(self.settings, to=to, subject=f"Your {service.name} account is closed", body=body)

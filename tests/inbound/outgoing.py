@@ -5,6 +5,7 @@ Used by the DKIM and spam-score tests (R-MAIL-1/2/3). The templates:
   fax-with-promo       a fax to a Free account: promotional footer + List-Unsubscribe
   fax-without-promo    a fax to a paying account that opted out: postal address only
   opt-out-notice       the R-ACCT-5 (iii) notice after a one-click unsubscribe (HTTP POST)
+  idle-notice          the R-ACCT-5 (i) notice: a Free account without a fax for 30 days
   bounce-notice        "faxes cannot be delivered to ..." after a hard DSN over SMTP
   announcement         a service announcement (R-MAIL-2) through the outbox
   rejection            bridge.notices: an empty fax submitted over SMTP is refused
@@ -16,6 +17,7 @@ from __future__ import annotations
 import smtplib
 import urllib.request
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -69,6 +71,12 @@ def make_every_template(running: Running, one_page: Path) -> OutgoingMail:
         assert answer.status == 200
     opt_out = _one(running, "free@example.com", "Your faxbridge account is closed")
 
+    # A Free account that received no fax for 31 days closes itself (R-ACCT-5 (i)).
+    month_ago = (datetime.now(UTC) - timedelta(days=31)).strftime("%Y-%m-%d %H:%M:%S.%f")
+    customer(site, "idle@example.com", "+15550300013", plan="free", created_at=month_ago)
+    running.run(running.inbound.idle.close_once())
+    idle_notice = _one(running, "idle@example.com", "Your faxbridge account is closed")
+
     # Inbound fax mail without promotion.
     customer(site, "paid@example.com", "+15550300011", plan="plus", promo_opt_in=False)
     running.fax_to("+15550300011", one_page)
@@ -108,6 +116,7 @@ def make_every_template(running: Running, one_page: Path) -> OutgoingMail:
             "fax-with-promo": with_promo,
             "fax-without-promo": without_promo,
             "opt-out-notice": opt_out,
+            "idle-notice": idle_notice,
             "bounce-notice": bounce_notice,
             "announcement": announcement,
             "rejection": rejection,

@@ -16,8 +16,8 @@ import pytest
 from tests.inbound.outgoing import OutgoingMail
 from tests.inbound.support import Running, opendkim_verdict
 
-TEMPLATES = ["fax-with-promo", "fax-without-promo", "opt-out-notice", "bounce-notice", "announcement",
-             "rejection", "receipt"]
+TEMPLATES = ["fax-with-promo", "fax-without-promo", "opt-out-notice", "idle-notice", "bounce-notice",
+             "announcement", "rejection", "receipt"]
 
 
 def dnsfunc_for(records: list[tuple[str, str]]) -> Callable[..., bytes | None]:
@@ -109,7 +109,12 @@ def test_every_template_carries_rsa_and_ed25519_signatures_that_dkimpy_verifies(
 def test_promotional_mail_signs_both_list_unsubscribe_headers(outgoing_mail: OutgoingMail) -> None:
     raw = outgoing_mail.templates["fax-with-promo"]
     assert b"List-Unsubscribe:" in raw and b"List-Unsubscribe-Post:" in raw
-    assert b"List-Unsubscribe:" not in outgoing_mail.templates["opt-out-notice"]  # R-MAIL-2
+    for notice in ("opt-out-notice", "idle-notice", "bounce-notice", "announcement"):
+        assert b"List-Unsubscribe:" not in outgoing_mail.templates[notice]  # R-MAIL-2
+
+
+def test_every_template_made_is_checked(outgoing_mail: OutgoingMail) -> None:
+    assert sorted(outgoing_mail.templates) == sorted(TEMPLATES)
 
 
 def test_the_rsa_key_is_2048_bits(outgoing_mail: OutgoingMail) -> None:

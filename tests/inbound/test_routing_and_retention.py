@@ -137,7 +137,7 @@ def test_a_free_account_without_a_fax_for_30_days_is_closed_and_told_r_acct_5_i(
     assert (states[never], states[quiet]) == ("closed", "closed")
     assert states[recent] == states[new] == states[paying] == "active"  # a fax 29 days ago; 29 days old; Plus
     [notice] = running.wait_for_mail("never@example.com")
-    assert "closed" in notice["Subject"] and "has not received a fax\nfor 30 days" in notice.get_content()
+    assert "closed" in notice["Subject"] and "has not received a fax for 30 days" in notice.get_content()
     assert notice["List-Unsubscribe"] is None  # an account notice (R-MAIL-2)
     assert len(running.wait_for_mail("quiet@example.com", 2)) == 2  # its fax, then the notice
     assert running.run(running.inbound.idle.close_once()) == []  # closed once
