@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from bridge.faxline import CallOutcome, CallRequest, FaxLine, InboundFax, LineClosed
+from bridge.faxline import CallOutcome, CallRequest, CallResult, FaxLine, InboundFax, InboundHandler, LineClosed
 from bridge.faxline import spandsp
 from bridge.faxline.base import FaxDocumentError
 from bridge.faxline.virtual import VirtualLine, VirtualLineSettings
@@ -224,6 +224,18 @@ async def test_missing_document_is_our_fault_not_the_far_ends(line: VirtualLine,
         await line.place_call(request(REMOTE, tmp_path / "never-rendered.tif"))
 
 
+async def call_service_number(tmp_path: Path, tiff: Path, handler: InboundHandler, *,
+                              retries: tuple[float, ...]) -> CallResult:
+    """One call to the service number on a line of its own whose inbound pipeline is
+    `handler`, offered a fax again after each of `retries`."""
+    line = VirtualLine(make_settings(tmp_path, handover_retry_seconds=retries), is_service_number)
+    await line.start(handler)
+    try:
+        return await line.place_call(request(SERVICE_NUMBER, tiff))
+    finally:
+        await line.close()
+
+
 async def test_inbound_handler_failure_keeps_the_fax_and_the_call_completed(
         tmp_path: Path, fax_docs: dict[str, Path]) -> None:
     offered: list[InboundFax] = []
@@ -232,13 +244,7 @@ async def test_inbound_handler_failure_keeps_the_fax_and_the_call_completed(
         offered.append(fax)
         raise RuntimeError("queue unavailable")
 
-    line = VirtualLine(make_settings(tmp_path, handover_retry_seconds=(0.01, 0.01)), is_service_number)
-    await line.start(broken_inbox)
-    try:
-        result = await line.place_call(request(SERVICE_NUMBER, fax_docs["g4-1"]))
-    finally:
-        await line.close()
-
+    result = await call_service_number(tmp_path, fax_docs["g4-1"], broken_inbox, retries=(0.01, 0.01))
     assert result.outcome is CallOutcome.COMPLETED
     assert len(offered) == 3  # once, then after each of the two pauses
     assert len(stored_faxes(tmp_path / "inbound")) == 1  # left for an operator
@@ -253,13 +259,7 @@ async def test_a_fax_the_pipeline_could_not_take_at_once_is_offered_again(
             raise OSError(failures.pop())
         await inbox(fax)
 
-    line = VirtualLine(make_settings(tmp_path, handover_retry_seconds=(0.01,)), is_service_number)
-    await line.start(busy_then_free_inbox)
-    try:
-        result = await line.place_call(request(SERVICE_NUMBER, fax_docs["g4-1"]))
-    finally:
-        await line.close()
-
+    result = await call_service_number(tmp_path, fax_docs["g4-1"], busy_then_free_inbox, retries=(0.01,))
     assert result.outcome is CallOutcome.COMPLETED
     [fax] = inbox.faxes  # handed over once, on the second offer
     assert same_pages(fax_docs["g4-1"], fax.tiff_path)
