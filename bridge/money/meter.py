@@ -256,13 +256,6 @@ class Metering:
             log.info("released %s not used by %s", self.money.format(released), job.id)
 
     # --- received faxes: inbound delivery ---------------------------------------------
-    async def charge_inbound(
-        self, tx: AsyncSession, *, account_id: int, fax_id: str, pages: int, line_seconds: float, number_kind: str
-    ) -> int:
-        """Charge one received fax (see `charge_receptions`); the amount charged."""
-        reception = Reception(account_id, fax_id, pages, line_seconds, number_kind)
-        return (await self.charge_receptions(tx, [reception]))[fax_id]
-
     async def charge_receptions(self, tx: AsyncSession, receptions: Sequence[Reception]) -> dict[str, int]:
         """Charge received faxes, each once, keyed by its id: each page a unit (R-USE-1,
         with R-USE-2's line-time minimum); the plan's monthly allowance first (R-PLAN-2);

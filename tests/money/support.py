@@ -15,7 +15,7 @@ from bridge.db import Database
 from bridge.jobs import FaxJob, RenderedDocument
 from bridge.models import Account, CallAttempt, FaxNumber, Job
 from bridge.money.billing import BillingCycle
-from bridge.money.meter import Metering
+from bridge.money.meter import Metering, Reception
 from bridge.money.models import BillingAccount, LedgerEntry, PaymentMethod
 from bridge.money.processor import OfflineProcessor
 from bridge.outbox import Outbox
@@ -110,8 +110,8 @@ class Books:
 
     async def inbound(self, account_id: int, fax_id: str, pages: int, *, seconds: float = 0, kind: str = "local") -> int:
         async with self.db.transaction() as tx:
-            return await self.metering.charge_inbound(tx, account_id=account_id, fax_id=fax_id, pages=pages,
-                                                      line_seconds=seconds, number_kind=kind)
+            charged = await self.metering.charge_receptions(tx, [Reception(account_id, fax_id, pages, seconds, kind)])
+            return charged[fax_id]
 
     async def state(self, account_id: int) -> BillingAccount:
         async with self.db.reading() as session:
