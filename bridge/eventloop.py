@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 
 import uvloop
 
+from bridge.settings import SettingsError
+
 T = TypeVar("T")
 
 
@@ -34,7 +36,9 @@ def run(main: Coroutine[Any, Any, T], *, loop: str | None = None) -> T:
     one FAXBRIDGE_EVENT_LOOP names, else uvloop."""
     choice = loop or os.environ.get("FAXBRIDGE_EVENT_LOOP") or "uvloop"
     if choice not in LOOPS:
-        raise ValueError(f"unknown event loop {choice!r}: use one of {', '.join(LOOPS)}")
+        main.close()  # never started
+        raise SettingsError(f"FAXBRIDGE_EVENT_LOOP={choice!r} is not an event loop faxbridge knows: "
+                            f"use one of {', '.join(LOOPS)}")
     loop_factory = uvloop.new_event_loop if choice == "uvloop" else asyncio.new_event_loop
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         return runner.run(main)

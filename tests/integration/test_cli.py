@@ -48,3 +48,11 @@ def test_db_upgrade_brings_the_database_to_every_migration_head(site: Site):
     heads = ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
     result = site.cli("db", "upgrade")
     assert result.stdout.strip() == f"database at revision {', '.join(sorted(heads))}"
+
+
+def test_serve_with_an_unknown_event_loop_says_so_and_exits_2(site: Site, monkeypatch):
+    monkeypatch.setenv("FAXBRIDGE_EVENT_LOOP", "tokio")
+    result = site.cli("serve", check=False)
+    assert result.returncode == 2
+    assert "FAXBRIDGE_EVENT_LOOP='tokio'" in result.stderr and "uvloop, asyncio" in result.stderr
+    assert "Traceback" not in result.stderr and "never awaited" not in result.stderr
