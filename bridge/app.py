@@ -18,28 +18,28 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from bridge.abuse.component import abuse_component
-from bridge.accounts import SenderCheck
-from bridge.addresses import RecipientGrammar
-from bridge.components import Component, ComponentFactory, ServiceMailHandler, Services
-from bridge.db import Database
-from bridge.dialplan import DialPlan
+from bridge.accounts.senders import SenderCheck
+from bridge.smtp.recipients import RecipientGrammar
+from bridge.core.component import Component, ComponentFactory, ServiceMailHandler, Services
+from bridge.core.db import Database
+from bridge.outbound.dialplan import DialPlan
 from bridge.faxline.virtual import VirtualLine
 from bridge.inbound.component import InboundComponent
-from bridge.intake import DurableIntake
-from bridge.mail import MailRunner, MaildirTransport, MailTransport, SmtpRelayTransport
+from bridge.outbound.intake import DurableIntake
+from bridge.mail.transports import MailRunner, MaildirTransport, MailTransport, SmtpRelayTransport
 from bridge.money.component import MoneyComponent
-from bridge.pipeline import IntakeRunner, StepContext, StepFactory, build_pipeline
-from bridge.queue import JobQueue
-from bridge.runner import Runner
-from bridge.settings import Settings
-from bridge.smtp import IntakeHandler, SmtpFrontDoor
-from bridge.transmit import InboundFaxSink, MeteringProvider, TransmitComponent, service_number_lookup
-from bridge.tls import ensure_self_signed, server_context
-from handlers.registry import INTAKE_STEPS
+from bridge.outbound.pipeline import IntakeRunner, StepContext, StepFactory, build_pipeline
+from bridge.core.queue import JobQueue
+from bridge.core.runner import Runner
+from bridge.core.settings import Settings
+from bridge.smtp.frontdoor import IntakeHandler, SmtpFrontDoor
+from bridge.outbound.transmit import InboundFaxSink, MeteringProvider, TransmitComponent, service_number_lookup
+from bridge.smtp.tls import ensure_self_signed, server_context
+from handlers.outbound.registry import INTAKE_STEPS
 
 log = logging.getLogger("bridge.app")
 
-# The areas that plug into the app (see bridge.components); each adds one line here.
+# The areas that plug into the app (see bridge.core.component); each adds one line here.
 COMPONENTS: tuple[ComponentFactory, ...] = (MoneyComponent, abuse_component, InboundComponent)
 
 

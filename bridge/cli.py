@@ -28,13 +28,14 @@ from collections.abc import Awaitable, Callable, Sequence
 import phonenumbers
 from sqlalchemy import select
 
-from bridge import schema
-from bridge.accounts import AccountError, account_for_sender, create_account
-from bridge.db import Database
-from bridge.logcontext import configure_logging
-from bridge.models import Account, FaxNumber, Job
-from bridge.queue import JOB_STATES, JobQueue
-from bridge.settings import Settings, SettingsError, load_settings
+from bridge.core import schema
+from bridge.accounts.senders import AccountError, account_for_sender, create_account
+from bridge.core.db import Database
+from bridge.core.logcontext import configure_logging
+from bridge.accounts.models import Account, FaxNumber
+from bridge.core.models import Job
+from bridge.core.queue import JOB_STATES, JobQueue
+from bridge.core.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("bridge.cli")
 
@@ -131,7 +132,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    from bridge import eventloop
+    from bridge.core import eventloop
     from bridge.app import App
 
     try:

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from bridge import schema
-from bridge.accounts import create_account
-from bridge.db import Database
-from bridge.models import utcnow
+from bridge.core import schema
+from bridge.accounts.senders import create_account
+from bridge.core.db import Database
+from bridge.core.models import utcnow
 from bridge.money.meter import Metering
 from bridge.money.payments import put_card_on_file
 from tests.postgres import postgres_server  # noqa: F401  (a session fixture for every test package)

@@ -41,13 +41,14 @@ sys.path.insert(0, str(REPO))
 
 from sqlalchemy import func, select  # noqa: E402
 
-from bridge import eventloop  # noqa: E402
-from bridge.accounts import create_account  # noqa: E402
-from bridge.components import Services  # noqa: E402
+from bridge.core import eventloop  # noqa: E402
+from bridge.accounts.senders import create_account  # noqa: E402
+from bridge.core.component import Services  # noqa: E402
 from bridge.faxline.base import InboundFax  # noqa: E402
 from bridge.inbound.component import InboundComponent  # noqa: E402
-from bridge.jobs import QUEUE_MAIL  # noqa: E402
-from bridge.models import FaxNumber, Job  # noqa: E402
+from bridge.outbound.jobs import QUEUE_MAIL  # noqa: E402
+from bridge.accounts.models import FaxNumber
+from bridge.core.models import Job  # noqa: E402
 from renderers.faxtiff import write_fax_tiff  # noqa: E402
 from tests.faxline.conftest import draw_page  # noqa: E402
 from tests.support import Site  # noqa: E402

@@ -32,9 +32,9 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, insert, update
 
-from bridge import schema
-from bridge.accounts import create_account
-from bridge.db import Database
+from bridge.core import schema
+from bridge.accounts.senders import create_account
+from bridge.core.db import Database
 from bridge.money.ledger import Ledger
 from bridge.money.models import BillingAccount, LedgerEntry
 

@@ -8,6 +8,6 @@ service's, held by which account) and act (open or extend the account's case, ma
 reporter and the account holder, suspend at the threshold). `bridge.abuse.component`
 plugs it into the app; `bridge.abuse.cli` gives the operator `faxbridge abuse ...`.
 
-This package's __init__ stays empty of imports: bridge.settings imports the settings
+This package's __init__ stays empty of imports: bridge.core.settings imports the settings
 model from `bridge.abuse.settings` and must not pull the rest in.
 """

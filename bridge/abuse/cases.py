@@ -39,7 +39,8 @@ from bridge.abuse.models import (
     AbuseReport,
 )
 from bridge.abuse.pipeline import AbuseContext, AbuseJob
-from bridge.models import Account, FaxNumber, utcnow
+from bridge.accounts.models import Account, FaxNumber
+from bridge.core.models import utcnow
 
 log = logging.getLogger("bridge.abuse.cases")
 

@@ -19,9 +19,9 @@ from sqlalchemy import select
 
 from bridge.abuse import cases
 from bridge.abuse.models import CASE_STATES, QUARANTINED, AbuseCase, AbuseReport
-from bridge.db import Database
-from bridge.models import Account
-from bridge.settings import Settings
+from bridge.core.db import Database
+from bridge.accounts.models import Account
+from bridge.core.settings import Settings
 
 
 def extend(commands: Any, groups: dict[str, Any]) -> None:

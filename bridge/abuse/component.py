@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from bridge.abuse.pipeline import AbusePipeline, build_context
 from bridge.abuse.poller import AbusePoller
-from bridge.components import ServiceMailHandler, Services
-from bridge.runner import Runner
+from bridge.core.component import ServiceMailHandler, Services
+from bridge.core.runner import Runner
 
 log = logging.getLogger("bridge.abuse")
 

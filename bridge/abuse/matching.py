@@ -4,7 +4,7 @@ Where it sits: the match step (handlers/abuse_match.py). `NumberFinder` runs
 `phonenumbers.PhoneNumberMatcher` over each text of the report once per region the
 service sells numbers in (config `abuse.regions`), and reads fax addresses of the
 service's own domains (`<number>@<fax domain>`, the recipient grammar of
-bridge.addresses). `holders()` looks the E.164 numbers up in the inventory
+bridge.smtp.recipients). `holders()` looks the E.164 numbers up in the inventory
 (FaxNumber, R-NUM-1): whose they are decides the case (R-ABUSE-3).
 """
 
@@ -19,8 +19,8 @@ from phonenumbers import Leniency, PhoneNumberFormat, PhoneNumberMatcher, Valida
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bridge.addresses import FaxRecipient, RecipientGrammar, RecipientRefused
-from bridge.models import FaxNumber
+from bridge.smtp.recipients import FaxRecipient, RecipientGrammar, RecipientRefused
+from bridge.accounts.models import FaxNumber
 
 
 @dataclass(frozen=True)

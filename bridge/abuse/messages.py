@@ -13,7 +13,7 @@ from email.message import EmailMessage
 
 from bridge.abuse.parsing import LOOP_HEADER
 from bridge.abuse.settings import AbuseSettings
-from bridge.settings import ServiceSettings
+from bridge.core.settings import ServiceSettings
 
 
 class AbuseMessages:

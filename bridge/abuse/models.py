@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bridge.models import Base, utcnow
+from bridge.core.models import Base, utcnow
 
 # Report kinds, as classify names them.
 KIND_ARF = "arf"  # RFC 5965 feedback report

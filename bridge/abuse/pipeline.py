@@ -26,9 +26,9 @@ from bridge.abuse.matching import FoundNumber, NumberFinder, NumberHolder
 from bridge.abuse.messages import AbuseMessages
 from bridge.abuse.parsing import Limits, ReadReport, Unreadable
 from bridge.abuse.settings import AbuseSettings
-from bridge.db import Database
-from bridge.outbox import Outbox
-from bridge.settings import Settings
+from bridge.core.db import Database
+from bridge.mail.outbox import Outbox
+from bridge.core.settings import Settings
 
 log = logging.getLogger("bridge.abuse.pipeline")
 
@@ -108,9 +108,9 @@ def build_context(settings: Settings, db: Database, outbox: Outbox, executor: Ex
 
 class AbusePipeline:
     def __init__(self, context: AbuseContext, steps: Sequence[AbuseStep] | None = None) -> None:
-        from handlers.abuse_act import Act
-        from handlers.abuse_classify import Classify
-        from handlers.abuse_match import MatchNumbers
+        from handlers.abuse.act import Act
+        from handlers.abuse.classify import Classify
+        from handlers.abuse.match import MatchNumbers
 
         self.context = context
         self.steps: tuple[AbuseStep, ...] = tuple(steps) if steps is not None else (Classify(context), MatchNumbers(context), Act(context))

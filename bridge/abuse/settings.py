@@ -1,8 +1,8 @@
 """The [abuse] section of the settings (documented in config/defaults.toml).
 
-Where it sits: `bridge.settings.Settings.abuse`; read by the abuse component, its
+Where it sits: `bridge.core.settings.Settings.abuse`; read by the abuse component, its
 poller and its pipeline. Kept here so the abuse area owns its keys; it imports nothing
-from the rest of faxbridge (bridge.settings imports it).
+from the rest of faxbridge (bridge.core.settings imports it).
 """
 
 from __future__ import annotations

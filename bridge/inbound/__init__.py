@@ -8,6 +8,6 @@ outbox mails it. Around that: one-click opt-out (bridge/http.py and the
 `unsubscribe+TOKEN@` address), bounces (`bounces+TOKEN@`, R-ACCT-5 (ii)), DKIM
 signing of everything the service sends (bridge/dkim.py) and retention (R-STORE).
 
-This package file imports nothing, so `bridge.settings` can import the settings
+This package file imports nothing, so `bridge.core.settings` can import the settings
 models from `bridge.inbound.settings` without pulling in the rest.
 """

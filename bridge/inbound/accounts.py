@@ -27,12 +27,13 @@ from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bridge.db import Database
+from bridge.core.db import Database
 from bridge.inbound.messages import account_notice
 from bridge.inbound.models import DeliveryHealth, MailEvent, MailToken
-from bridge.models import Account, AccountAddress, utcnow
-from bridge.outbox import Outbox
-from bridge.settings import Settings
+from bridge.accounts.models import Account, AccountAddress
+from bridge.core.models import utcnow
+from bridge.mail.outbox import Outbox
+from bridge.core.settings import Settings
 
 log = logging.getLogger("bridge.inbound.accounts")
 

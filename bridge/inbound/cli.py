@@ -21,11 +21,11 @@ from typing import Any
 from sqlalchemy import select
 
 from bridge.cli import CommandError, _with_db, existing_account
-from bridge.db import Database
-from bridge.dkim import load_or_create_signer
+from bridge.core.db import Database
+from bridge.mail.dkim import load_or_create_signer
 from bridge.inbound.models import BlockedSender, InboundFaxRecord
 from bridge.inbound.retention import Retention
-from bridge.settings import Settings
+from bridge.core.settings import Settings
 
 
 def extend(commands: Any, groups: dict[str, Any]) -> None:

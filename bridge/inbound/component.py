@@ -1,7 +1,7 @@
 """The inbound component: how inbound delivery plugs into the app.
 
 Where it sits: listed in `bridge.app.COMPONENTS`. The app gives the fax line's
-received faxes to `accept_inbound_fax` (bridge.transmit.InboundFaxSink; the same
+received faxes to `accept_inbound_fax` (bridge.outbound.transmit.InboundFaxSink; the same
 callable is `on_inbound`, a `bridge.faxline.base.InboundHandler`). It brings:
   * the `inbound` runner and its pipeline (`inbound.pipeline`, handlers/inbound_*.py),
     with the worker processes its steps' file work runs in (bridge/inbound/workpool.py);
@@ -22,10 +22,10 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from bridge.components import ServiceMailHandler, Services
-from bridge.dkim import DkimSigner, load_or_create_signer
+from bridge.core.component import ServiceMailHandler, Services
+from bridge.mail.dkim import DkimSigner, load_or_create_signer
 from bridge.faxline.base import InboundFax
-from bridge.http import UnsubscribeWeb
+from bridge.web.unsubscribe import UnsubscribeWeb
 from bridge.inbound.accounts import AccountViews, Bounces, OptOuts
 from bridge.inbound.idle import IdleAccounts
 from bridge.inbound.intake import InboundIntake
@@ -40,11 +40,11 @@ from bridge.inbound.pipeline import (
 from bridge.inbound.retention import Retention
 from bridge.inbound.workpool import WorkContext, WorkPool
 from bridge.inbound.service_mail import BounceMail, UnsubscribeMail
-from bridge.runner import Runner
-from handlers.inbound_decorate import Decorate
-from handlers.inbound_deliver import Deliver
-from handlers.inbound_store import Store
-from handlers.inbound_to_pdf import ToPdf
+from bridge.core.runner import Runner
+from handlers.inbound.decorate import Decorate
+from handlers.inbound.deliver import Deliver
+from handlers.inbound.store import Store
+from handlers.inbound.to_pdf import ToPdf
 
 log = logging.getLogger("bridge.inbound")
 

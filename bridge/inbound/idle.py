@@ -18,12 +18,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
-from bridge.db import Database
+from bridge.core.db import Database
 from bridge.inbound.accounts import close_account, closing_notice
 from bridge.inbound.models import InboundFaxRecord
-from bridge.models import Account, utcnow
-from bridge.outbox import Outbox
-from bridge.settings import Settings
+from bridge.accounts.models import Account
+from bridge.core.models import utcnow
+from bridge.mail.outbox import Outbox
+from bridge.core.settings import Settings
 
 log = logging.getLogger("bridge.inbound.idle")
 

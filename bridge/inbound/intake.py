@@ -6,7 +6,7 @@ Where it sits: fax line in -> *intake* -> inbound pipeline. The fax line awaits
 `inbound_faxes` and queues its job. When it returns the fax is safe: a crash after
 that loses nothing. When it raises, the fax was not taken and its file is back where
 the line left it (the line offers it again). Faxes that several lines hand over
-together share that commit (bridge.db.GroupCommit).
+together share that commit (bridge.core.db.GroupCommit).
 
 Routing is decided here, by the number's holder at the moment the fax arrived (read
 in one query for the faxes handed over together: a `Coalescer`, as the commit):
@@ -31,8 +31,8 @@ from typing import Any
 
 from sqlalchemy import Table, and_, bindparam, or_, select
 
-from bridge.components import Services
-from bridge.db import Coalescer, Database, GroupCommit
+from bridge.core.component import Services
+from bridge.core.db import Coalescer, Database, GroupCommit
 from bridge.faxline.base import InboundFax
 from bridge.inbound.jobs import QUEUE_INBOUND, InboundFaxJob
 from bridge.inbound.models import (
@@ -42,11 +42,12 @@ from bridge.inbound.models import (
     BlockedSender,
     InboundFaxRecord,
 )
-from bridge.jobs import new_id
-from bridge.logcontext import current_job
-from bridge.models import Account, FaxNumber, Job
-from bridge.queue import JobQueue
-from bridge.spool import fsync_file
+from bridge.outbound.jobs import new_id
+from bridge.core.logcontext import current_job
+from bridge.accounts.models import Account, FaxNumber
+from bridge.core.models import Job
+from bridge.core.queue import JobQueue
+from bridge.core.spool import fsync_file
 
 log = logging.getLogger("bridge.inbound.intake")
 

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bridge.outbox import StoredMail
+from bridge.mail.outbox import StoredMail
 
 QUEUE_INBOUND = "inbound"
 

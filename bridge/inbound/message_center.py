@@ -10,7 +10,7 @@ Where it sits: pages of the web endpoint (bridge/http.py, config [http]), under
   GET  /messages/faxes/<id>.pdf      one stored fax, as PDF
 
 Security:
-  * The PIN is checked against the account's slow salted hash (bridge.accounts.
+  * The PIN is checked against the account's slow salted hash (bridge.accounts.senders.
     verify_pin, scrypt) in a worker thread, never on the event loop; an unknown
     address costs the same hash, so timing tells nothing.
   * Failed logins are counted per address; after `http.login_max_failures` in
@@ -44,11 +44,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from aiohttp import web
 from sqlalchemy import select
 
-from bridge.accounts import hash_pin, normalise_address, verify_pin
-from bridge.db import Database
+from bridge.accounts.senders import hash_pin, normalise_address, verify_pin
+from bridge.core.db import Database
 from bridge.inbound.models import InboundFaxRecord
 from bridge.inbound.settings import HttpSettings
-from bridge.models import Account, AccountAddress
+from bridge.accounts.models import Account, AccountAddress
 
 log = logging.getLogger("bridge.inbound.message_center")
 

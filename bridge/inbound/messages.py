@@ -20,8 +20,8 @@ from string import Template
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bridge.inbound.jobs import Footer, InboundFaxJob
-from bridge.mime import Attachment, FaxMail
-from bridge.settings import SOURCE_DEFAULTS_FILE, Settings
+from bridge.mail.mime import Attachment, FaxMail
+from bridge.core.settings import SOURCE_DEFAULTS_FILE, Settings
 
 BUILTIN_TEMPLATES = SOURCE_DEFAULTS_FILE.parent / "templates"
 
@@ -75,7 +75,7 @@ def fax_mail(
     attachment: Attachment,
 ) -> FaxMail:
     """The mail that brings a received fax to one delivery address (R-MAIL-3). Written
-    by bridge.mime rather than `email`: it is the one large mail the service sends
+    by bridge.mail.mime rather than `email`: it is the one large mail the service sends
     often (bench/inbound)."""
     caller = job.caller_number or "an unknown caller"
     pages = f"{job.pages} page{'s' if job.pages != 1 else ''}"

@@ -1,7 +1,7 @@
 """The service addresses of inbound delivery: `unsubscribe+TOKEN@` and `bounces+TOKEN@`.
 
 Where it sits: the SMTP front door calls `handle(recipient, envelope_from, content)`
-at DATA for mail to these addresses (bridge.components.ServiceMailHandler). The
+at DATA for mail to these addresses (bridge.core.component.ServiceMailHandler). The
 change is committed before the reply, so a 250 means it is done:
   * unsubscribe: the mailto half of List-Unsubscribe (RFC 2369); the token's account
     is opted out of promotional mail (R-MAIL-1, R-ACCT-5 (iii)). Whatever the message
@@ -19,8 +19,8 @@ from email import policy
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 
-from bridge.addresses import ServiceRecipient
-from bridge.db import Database
+from bridge.smtp.recipients import ServiceRecipient
+from bridge.core.db import Database
 from bridge.inbound.accounts import BounceKind, Bounces, OptOuts
 
 log = logging.getLogger("bridge.inbound.mail")

@@ -1,6 +1,6 @@
 """Settings of inbound delivery, DKIM and the web endpoint (opt-out, message center).
 
-Where it sits: `bridge.settings.Settings` carries them as `inbound`, `dkim` and `http`
+Where it sits: `bridge.core.settings.Settings` carries them as `inbound`, `dkim` and `http`
 (config sections [inbound], [dkim], [http], each key documented in
 config/defaults.toml). Plain pydantic models, no imports from the rest of faxbridge.
 """

@@ -2,7 +2,7 @@
 
 Where it sits: the `store`, `to-pdf` and `deliver` steps (handlers/inbound_*.py) hand
 their file work here: the move into the message center, the PDF (img2pdf) and the
-DKIM-signed fax mails (bridge.mime, bridge.dkim, the outbox's MailStore). That work is
+DKIM-signed fax mails (bridge.mail.mime, bridge.mail.dkim, the outbox's MailStore). That work is
 mostly pure Python; in the server's own process it would hold the GIL that the event
 loop and the database threads need, and one core would do everything.
 
@@ -41,8 +41,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-from bridge.outbox import MailStore
-from bridge.settings import Settings
+from bridge.mail.outbox import MailStore
+from bridge.core.settings import Settings
 from renderers.worker import forkserver_context
 
 log = logging.getLogger("bridge.inbound.workpool")

@@ -1,1 +1,1 @@
-"""Alembic migrations for the faxbridge schema (bridge.models); see bridge.schema."""
+"""Alembic migrations for the faxbridge schema (bridge.core.models); see bridge.core.schema."""

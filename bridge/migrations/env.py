@@ -1,6 +1,6 @@
 """Alembic environment: runs the migrations in versions/ against the configured database.
 
-Where it sits: called by `bridge.schema.upgrade()` (`faxbridge db upgrade`, and at the
+Where it sits: called by `bridge.core.schema.upgrade()` (`faxbridge db upgrade`, and at the
 start of `faxbridge serve`), which passes the database URL in the Alembic config.
 """
 
@@ -9,8 +9,8 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from bridge.db import Database
-from bridge.models import Base
+from bridge.core.db import Database
+from bridge.core.models import Base
 
 config = context.config
 target_metadata = Base.metadata

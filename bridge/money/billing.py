@@ -31,14 +31,14 @@ from fractions import Fraction
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bridge.db import Database
-from bridge.models import Account
+from bridge.core.db import Database
+from bridge.accounts.models import Account
 from bridge.money.meter import Metering
 from bridge.money.models import BillingAccount, BillingEvent, CardCharge, LedgerEntry, PaymentMethod, UsageRecord
 from bridge.money.notices import MoneyNotices
 from bridge.money.payments import active_card
-from bridge.outbox import Outbox
-from bridge.settings import Settings
+from bridge.mail.outbox import Outbox
+from bridge.core.settings import Settings
 
 log = logging.getLogger("bridge.money.billing")
 

@@ -23,17 +23,17 @@ from typing import Any
 from sqlalchemy import select
 
 from bridge.cli import CommandError, _with_db, existing_account
-from bridge.db import Database
-from bridge.models import Account
+from bridge.core.db import Database
+from bridge.accounts.models import Account
 from bridge.money.billing import BillingCycle, add_months
 from bridge.money.meter import Metering
 from bridge.money.models import BillingAccount, CardCharge, LedgerEntry, PaymentMethod
 from bridge.money.payments import DEPOSIT_PURPOSES, active_card, put_card_on_file
 from bridge.money.processor import ProcessorError
-from bridge.outbox import Outbox
-from bridge.queue import JobQueue
-from bridge.settings import Settings
-from bridge.spool import Spool
+from bridge.mail.outbox import Outbox
+from bridge.core.queue import JobQueue
+from bridge.core.settings import Settings
+from bridge.core.spool import Spool
 
 
 def extend(commands: Any, groups: dict[str, Any]) -> None:

@@ -1,7 +1,7 @@
 """The money component: metering for the call runner, and the billing cycle loop.
 
 Where it sits: listed in `bridge.app.COMPONENTS`. The app hands `metering` to the
-transmit component (bridge.transmit.MeteringProvider), which charges every attempt
+transmit component (bridge.outbound.transmit.MeteringProvider), which charges every attempt
 through it. At start, card charges a crash left pending are reconciled before any
 fax is taken in; then one loop runs the billing cycle every
 `money.billing_interval_seconds`, and makes top-ups as soon as a transaction writes
@@ -15,12 +15,12 @@ import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 
-from bridge.components import ServiceMailHandler, Services
-from bridge.models import utcnow
+from bridge.core.component import ServiceMailHandler, Services
+from bridge.core.models import utcnow
 from bridge.money.billing import BillingCycle
 from bridge.money.ledger import Clock
 from bridge.money.meter import Metering
-from bridge.runner import Runner
+from bridge.core.runner import Runner
 
 log = logging.getLogger("bridge.money")
 

@@ -25,16 +25,18 @@ from pathlib import Path
 from sqlalchemy import event, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bridge.db import Database
-from bridge.jobs import FaxJob
-from bridge.models import Account, CallAttempt, utcnow
-from bridge.refusal import Refusal
+from bridge.core.db import Database
+from bridge.outbound.jobs import FaxJob
+from bridge.accounts.models import Account
+from bridge.core.models import utcnow
+from bridge.outbound.models import CallAttempt
+from bridge.core.refusal import Refusal
 from bridge.money.ledger import Clock, Ledger, Money
 from bridge.money.models import BillingAccount, Hold, UsageRecord
 from bridge.money.payments import DeclineHandler, Payments, active_card
 from bridge.money.processor import PaymentProcessor, build_processor
 from bridge.money.settings import MoneySettings, PlanSettings
-from bridge.settings import Settings
+from bridge.core.settings import Settings
 
 log = logging.getLogger("bridge.meter")
 

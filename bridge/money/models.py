@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bridge.models import Base, utcnow
+from bridge.core.models import Base, utcnow
 
 
 class BillingAccount(Base):

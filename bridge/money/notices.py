@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
-from bridge.models import Account
-from bridge.settings import Settings
+from bridge.accounts.models import Account
+from bridge.core.settings import Settings
 
 
 class MoneyNotices:

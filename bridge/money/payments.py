@@ -25,7 +25,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bridge.db import Database
+from bridge.core.db import Database
 from bridge.money.ledger import Ledger, Money
 from bridge.money.models import BillingAccount, CardCharge, PaymentMethod
 from bridge.money.processor import CardToken, ChargeResult, PaymentProcessor

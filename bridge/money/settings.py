@@ -1,6 +1,6 @@
 """The money settings: currency, processor, fair use, and the plans (config [money]).
 
-Where it sits: one field of `bridge.settings.Settings` (`settings.money`), read by
+Where it sits: one field of `bridge.core.settings.Settings` (`settings.money`), read by
 metering, the billing cycle and the CLI. Every figure of R-PLAN, R-USE and R-DEP is a
 key here with its default in config/defaults.toml, never a literal in the code. All
 amounts are integers of minor units (cents for USD): TOML would read "10.00" as a

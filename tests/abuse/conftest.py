@@ -8,11 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from bridge import schema
+from bridge.core import schema
 from bridge.abuse.component import AbuseComponent
 from bridge.abuse.poller import AbusePoller
-from bridge.db import Database
-from bridge.models import FaxNumber
+from bridge.core.db import Database
+from bridge.accounts.models import FaxNumber
 from tests.abuse.dovecot import PASSWORD, USER, Dovecot
 from tests.conftest import register
 from tests.support import Site, ThreadedServer, wait_for

@@ -8,8 +8,8 @@ Used by the DKIM and spam-score tests (R-MAIL-1/2/3). The templates:
   idle-notice          the R-ACCT-5 (i) notice: a Free account without a fax for 30 days
   bounce-notice        "faxes cannot be delivered to ..." after a hard DSN over SMTP
   announcement         a service announcement (R-MAIL-2) through the outbox
-  rejection            bridge.notices: an empty fax submitted over SMTP is refused
-  receipt              bridge.notices: a fax sent over the virtual line, with its PDF
+  rejection            bridge.outbound.notices: an empty fax submitted over SMTP is refused
+  receipt              bridge.outbound.notices: a fax sent over the virtual line, with its PDF
 """
 
 from __future__ import annotations

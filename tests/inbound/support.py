@@ -16,7 +16,7 @@ from typing import Any
 
 from bridge.faxline.base import CallRequest, CallResult
 from bridge.inbound.component import InboundComponent
-from bridge.transmit import TransmitComponent
+from bridge.outbound.transmit import TransmitComponent
 from tests.conftest import register
 from tests.support import Site, ThreadedServer, free_port, wait_for
 

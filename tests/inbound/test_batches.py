@@ -23,21 +23,22 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bridge.accounts import create_account
-from bridge.components import Services
-from bridge.db import Database
+from bridge.accounts.senders import create_account
+from bridge.core.component import Services
+from bridge.core.db import Database
 from bridge.faxline.base import InboundFax
 from bridge.inbound import intake as intake_module
 from bridge.inbound.component import InboundComponent
 from bridge.inbound.jobs import QUEUE_INBOUND
 from bridge.inbound.models import BLOCKED, DELIVERED, QUEUED, UNDELIVERABLE, UNROUTED, BlockedSender, InboundFaxRecord
 from bridge.inbound.pipeline import InboundRunner
-from bridge.jobs import QUEUE_MAIL
-from bridge.models import Account, FaxNumber, Job
+from bridge.outbound.jobs import QUEUE_MAIL
+from bridge.accounts.models import Account, FaxNumber
+from bridge.core.models import Job
 from bridge.money.meter import Metering, Reception
 from bridge.money.models import UsageRecord
-from bridge.queue import DONE, FAILED, REJECTED, JobQueue
-from bridge.spool import Spool
+from bridge.core.queue import DONE, FAILED, REJECTED, JobQueue
+from bridge.core.spool import Spool
 from tests.support import Site
 
 

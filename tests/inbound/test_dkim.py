@@ -147,7 +147,7 @@ def test_opendkim_verifies_both_signatures_of_every_template_and_fails_a_tampere
 
 
 def test_keys_are_generated_once_and_kept_with_a_selector_each(running: Running) -> None:
-    from bridge.dkim import load_or_create_signer
+    from bridge.mail.dkim import load_or_create_signer
 
     settings = running.site.settings()
     again = load_or_create_signer(settings.dkim, var_dir=settings.paths.var_dir, default_domain="fax.test")

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 
-from bridge.accounts import hash_pin
+from bridge.accounts.senders import hash_pin
 from tests.inbound.support import Running, customer, inbound_site
 from tests.support import ThreadedServer
 

@@ -43,7 +43,7 @@ def test_numbers_are_normalised_assigned_and_listed(site: Site):
 def test_db_upgrade_brings_the_database_to_every_migration_head(site: Site):
     from alembic.script import ScriptDirectory
 
-    from bridge.schema import alembic_config
+    from bridge.core.schema import alembic_config
 
     heads = ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
     result = site.cli("db", "upgrade")

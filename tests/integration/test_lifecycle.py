@@ -10,8 +10,8 @@ import json
 import smtplib
 from pathlib import Path
 
-from bridge.jobs import FaxJob
-from bridge.pipeline import StepContext
+from bridge.outbound.jobs import FaxJob
+from bridge.outbound.pipeline import StepContext
 from tests.conftest import register
 from tests.support import past_intake, FAX_DOMAIN, MINIMAL_PDF, ServerProcess, Site, ThreadedServer, fax_message, wait_for
 
@@ -93,7 +93,7 @@ class ExplodeUntilFixed:
 def test_exception_in_a_step_parks_the_job_failed_and_jobs_retry_runs_it_again(tmp_path):
     site = Site(tmp_path, extra='[intake]\npipeline = ["authenticate", "explode", "parse", "render"]\n').write()
     register(site, "alice@example.com")
-    from handlers.registry import INTAKE_STEPS
+    from handlers.outbound.registry import INTAKE_STEPS
 
     steps = {**INTAKE_STEPS, "explode": ExplodeUntilFixed}
     server = ThreadedServer(site.settings(), intake_steps=steps).start()

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from PIL import Image, ImageChops
 
-from bridge.jobs import QUEUE_TRANSMIT, FaxJob, RenderedDocument
-from bridge.models import utcnow
-from bridge.queue import JobQueue
+from bridge.outbound.jobs import QUEUE_TRANSMIT, FaxJob, RenderedDocument
+from bridge.core.models import utcnow
+from bridge.core.queue import JobQueue
 from renderers import write_fax_tiff
 from tests.conftest import register
 from tests.support import FAX_DOMAIN, ServerProcess, Site, ThreadedServer, fax_message, text_pdf, wait_for

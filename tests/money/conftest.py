@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bridge import schema
-from bridge.db import Database
-from bridge.settings import Settings
+from bridge.core import schema
+from bridge.core.db import Database
+from bridge.core.settings import Settings
 from tests.money.support import Books, MovableClock
 from tests.support import Site
 

@@ -10,18 +10,20 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from bridge.accounts import create_account
-from bridge.db import Database
-from bridge.jobs import FaxJob, RenderedDocument
-from bridge.models import Account, CallAttempt, FaxNumber, Job
+from bridge.accounts.senders import create_account
+from bridge.core.db import Database
+from bridge.outbound.jobs import FaxJob, RenderedDocument
+from bridge.accounts.models import Account, FaxNumber
+from bridge.core.models import Job
+from bridge.outbound.models import CallAttempt
 from bridge.money.billing import BillingCycle
 from bridge.money.meter import Metering, Reception
 from bridge.money.models import BillingAccount, LedgerEntry, PaymentMethod
 from bridge.money.processor import OfflineProcessor
-from bridge.outbox import Outbox
-from bridge.queue import JobQueue
-from bridge.settings import Settings
-from bridge.spool import Spool
+from bridge.mail.outbox import Outbox
+from bridge.core.queue import JobQueue
+from bridge.core.settings import Settings
+from bridge.core.spool import Spool
 
 APPROVES, DECLINES, CHARGES_BACK = "4242424242424242", "4000000000000002", "4000000000000259"
 _serial = itertools.count(1)

@@ -9,7 +9,7 @@ import random
 
 from sqlalchemy import select
 
-from bridge.models import CallAttempt
+from bridge.outbound.models import CallAttempt
 from bridge.money.models import CardCharge
 from bridge.money.processor import ChargeResult
 from tests.money.support import Books

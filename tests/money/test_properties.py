@@ -59,14 +59,15 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from bridge import schema
-from bridge.db import Database
-from bridge.jobs import FaxJob
-from bridge.models import Account, CallAttempt
+from bridge.core import schema
+from bridge.core.db import Database
+from bridge.outbound.jobs import FaxJob
+from bridge.accounts.models import Account
+from bridge.outbound.models import CallAttempt
 from bridge.money.cli import _withdraw_authorisation
 from bridge.money.meter import PaymentRefused, billed_units
 from bridge.money.models import BillingAccount, CardCharge, Hold, LedgerEntry, PaymentMethod
-from bridge.settings import Settings
+from bridge.core.settings import Settings
 from tests.money.support import APPROVES, CHARGES_BACK, DECLINES, Books, MovableClock
 from tests.support import Site
 

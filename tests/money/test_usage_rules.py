@@ -67,7 +67,7 @@ async def test_R_USE_3_each_answered_retry_is_billed_again_but_each_attempt_once
     assert (first, second) == (10, 20)
     # The same attempt charged again (a retried transaction) costs nothing more.
     async with books.db.transaction() as tx:
-        from bridge.models import CallAttempt
+        from bridge.outbound.models import CallAttempt
         from sqlalchemy import select
 
         attempt = await tx.scalar(select(CallAttempt).where(CallAttempt.attempt == 2))

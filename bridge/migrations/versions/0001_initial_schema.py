@@ -6,7 +6,7 @@ Create Date: 2026-11-23 12:16:37.186862
 """
 from alembic import op
 import sqlalchemy as sa
-import bridge.models
+import bridge.core.models
 
 
 revision = '0001'
@@ -23,7 +23,7 @@ def upgrade() -> None:
     sa.Column('plan', sa.String(length=20), nullable=False),
     sa.Column('state', sa.String(length=20), nullable=False),
     sa.Column('pin_hash', sa.String(length=300), nullable=True),
-    sa.Column('created_at', bridge.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', bridge.core.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('promo_opt_in', sa.Boolean(), nullable=False),
     sa.Column('paper_size', sa.String(length=10), nullable=False),
     sa.Column('time_zone', sa.String(length=64), nullable=False),
@@ -55,8 +55,8 @@ def upgrade() -> None:
     sa.Column('ecm', sa.Boolean(), nullable=False),
     sa.Column('remote_station_id', sa.String(length=40), nullable=False),
     sa.Column('detail', sa.Text(), nullable=False),
-    sa.Column('started_at', bridge.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('finished_at', bridge.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('started_at', bridge.core.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', bridge.core.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
@@ -75,7 +75,7 @@ def upgrade() -> None:
     )
     op.create_table('submissions',
     sa.Column('id', sa.String(length=40), nullable=False),
-    sa.Column('received_at', bridge.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('received_at', bridge.core.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('envelope_from', sa.String(length=320), nullable=False),
     sa.Column('recipients', sa.JSON(), nullable=False),
     sa.Column('from_header', sa.String(length=320), nullable=False),
@@ -104,13 +104,13 @@ def upgrade() -> None:
     sa.Column('stage', sa.String(length=60), nullable=False),
     sa.Column('steps_done', sa.JSON(), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('not_before', bridge.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('not_before', bridge.core.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('lease_owner', sa.String(length=200), nullable=True),
-    sa.Column('lease_until', bridge.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('lease_until', bridge.core.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('rule', sa.String(length=20), nullable=True),
-    sa.Column('created_at', bridge.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', bridge.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', bridge.core.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', bridge.core.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['submission_id'], ['submissions.id'], ),
     sa.PrimaryKeyConstraint('id')
     )

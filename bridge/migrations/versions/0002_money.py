@@ -8,7 +8,7 @@ Revises: 0001
 import sqlalchemy as sa
 from alembic import op
 
-from bridge.models import UTCDateTime
+from bridge.core.models import UTCDateTime
 
 revision = "0002_money"
 down_revision = "0001"

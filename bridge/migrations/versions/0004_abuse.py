@@ -7,7 +7,7 @@ Revises: 0001
 import sqlalchemy as sa
 from alembic import op
 
-import bridge.models
+import bridge.core.models
 
 revision = "0004_abuse"
 down_revision = "0001"
@@ -22,7 +22,7 @@ def upgrade() -> None:
         sa.Column("mailbox", sa.String(length=200), nullable=False),
         sa.Column("uidvalidity", sa.BigInteger(), nullable=False),
         sa.Column("last_uid", sa.BigInteger(), nullable=False),
-        sa.Column("updated_at", bridge.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", bridge.core.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("mailbox"),
     )
@@ -35,9 +35,9 @@ def upgrade() -> None:
         sa.Column("numbers", sa.JSON(), nullable=False),
         sa.Column("reporters", sa.JSON(), nullable=False),
         sa.Column("report_count", sa.Integer(), nullable=False),
-        sa.Column("opened_at", bridge.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", bridge.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("closed_at", bridge.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("opened_at", bridge.core.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", bridge.core.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("closed_at", bridge.core.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("resolution", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(["account_id"], ["accounts.id"]),
         sa.PrimaryKeyConstraint("id"),
@@ -51,7 +51,7 @@ def upgrade() -> None:
         sa.Column("uid", sa.BigInteger(), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
         sa.Column("size", sa.Integer(), nullable=False),
-        sa.Column("received_at", bridge.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("received_at", bridge.core.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("reporter", sa.String(length=320), nullable=False),
         sa.Column("subject", sa.String(length=998), nullable=False),
         sa.Column("message_id", sa.String(length=998), nullable=False),
