@@ -19,21 +19,41 @@ from pathlib import Path
 
 from bridge.abuse.component import abuse_component
 from bridge.accounts.senders import SenderCheck
-from bridge.smtp.recipients import RecipientGrammar
-from bridge.core.component import Component, ComponentFactory, ServiceMailHandler, Services
+from bridge.core.component import (
+    Component,
+    ComponentFactory,
+    ServiceMailHandler,
+    Services,
+)
 from bridge.core.db import Database
-from bridge.outbound.dialplan import DialPlan
-from bridge.faxline.virtual import VirtualLine
-from bridge.inbound.component import InboundComponent
-from bridge.outbound.intake import DurableIntake
-from bridge.mail.transports import MailRunner, MaildirTransport, MailTransport, SmtpRelayTransport
-from bridge.money.component import MoneyComponent
-from bridge.outbound.pipeline import IntakeRunner, StepContext, StepFactory, build_pipeline
 from bridge.core.queue import JobQueue
 from bridge.core.runner import Runner
-from bridge.core.settings import Settings
+from bridge.faxline.virtual import VirtualLine
+from bridge.inbound.component import InboundComponent
+from bridge.mail.transports import (
+    MaildirTransport,
+    MailRunner,
+    MailTransport,
+    SmtpRelayTransport,
+)
+from bridge.money.component import MoneyComponent
+from bridge.outbound.dialplan import DialPlan
+from bridge.outbound.intake import DurableIntake
+from bridge.outbound.pipeline import (
+    IntakeRunner,
+    StepContext,
+    StepFactory,
+    build_pipeline,
+)
+from bridge.outbound.transmit import (
+    InboundFaxSink,
+    MeteringProvider,
+    TransmitComponent,
+    service_number_lookup,
+)
+from bridge.settings import Settings
 from bridge.smtp.frontdoor import IntakeHandler, SmtpFrontDoor
-from bridge.outbound.transmit import InboundFaxSink, MeteringProvider, TransmitComponent, service_number_lookup
+from bridge.smtp.recipients import RecipientGrammar
 from bridge.smtp.tls import ensure_self_signed, server_context
 from handlers.outbound.registry import INTAKE_STEPS
 

@@ -28,14 +28,16 @@ from collections.abc import Awaitable, Callable, Sequence
 import phonenumbers
 from sqlalchemy import select
 
+from bridge.accounts.models import Account, FaxNumber
+from bridge.accounts.senders import AccountError, account_for_sender, create_account, existing_account
 from bridge.core import schema
-from bridge.accounts.senders import AccountError, account_for_sender, create_account
+from bridge.core.cli import CommandError, with_db
 from bridge.core.db import Database
 from bridge.core.logcontext import configure_logging
-from bridge.accounts.models import Account, FaxNumber
 from bridge.core.models import Job
 from bridge.core.queue import JOB_STATES, JobQueue
-from bridge.core.settings import Settings, SettingsError, load_settings
+from bridge.core.settings import SettingsError
+from bridge.settings import Settings, load_settings
 
 log = logging.getLogger("bridge.cli")
 
@@ -45,9 +47,6 @@ log = logging.getLogger("bridge.cli")
 # ("account", "number", "jobs") to its subparsers object.
 CLI_EXTENSIONS: tuple[str, ...] = ("bridge.money.cli", "bridge.abuse.cli", "bridge.inbound.cli")
 
-
-class CommandError(Exception):
-    """A command cannot do what was asked; the message tells the operator why."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -132,8 +131,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    from bridge.core import eventloop
     from bridge.app import App
+    from bridge.core import eventloop
 
     try:
         eventloop.run(App(settings).run_until_stopped())
@@ -146,26 +145,6 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_db(settings: Settings, work: Callable[[Database], Awaitable[int]]) -> int:
-    schema.upgrade(settings.database.url)
-
-    async def run() -> int:
-        db = Database(settings.database.url)
-        try:
-            return await work(db)
-        finally:
-            await db.close()
-
-    return asyncio.run(run())
-
-
-async def existing_account(db: Database, account_id: int) -> Account:
-    """The account with this id, or CommandError: for every command that takes one."""
-    async with db.reading() as session:
-        account = await session.get(Account, account_id)
-    if account is None:
-        raise CommandError(f"no account {account_id}")
-    return account
 
 
 def _db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
@@ -193,7 +172,7 @@ def _account_add(settings: Settings, args: argparse.Namespace) -> int:
         print(f"account {account.id} ({account.plan}): {', '.join(account.sender_addresses())}")
         return 0
 
-    return _with_db(settings, work)
+    return with_db(settings.database, work)
 
 
 def _describe_account(account: Account) -> str:
@@ -220,7 +199,7 @@ def _account_list(settings: Settings, args: argparse.Namespace) -> int:
             print("no accounts yet: faxbridge account add you@example.com")
         return 0
 
-    return _with_db(settings, work)
+    return with_db(settings.database, work)
 
 
 def _account_show(settings: Settings, args: argparse.Namespace) -> int:
@@ -235,7 +214,7 @@ def _account_show(settings: Settings, args: argparse.Namespace) -> int:
             print(_describe_account(account))
         return 0
 
-    return _with_db(settings, work)
+    return with_db(settings.database, work)
 
 
 def _number_add(settings: Settings, args: argparse.Namespace) -> int:
@@ -265,7 +244,7 @@ def _number_add(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{e164} ({args.kind}) {holder}")
         return 0
 
-    return _with_db(settings, work)
+    return with_db(settings.database, work)
 
 
 def _number_list(settings: Settings, args: argparse.Namespace) -> int:
@@ -276,7 +255,7 @@ def _number_list(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"{number.e164:<16} {number.kind:<15} {number.state:<10} account {holder}")
         return 0
 
-    return _with_db(settings, work)
+    return with_db(settings.database, work)
 
 
 def _jobs_list(settings: Settings, args: argparse.Namespace) -> int:
@@ -293,7 +272,7 @@ def _jobs_list(settings: Settings, args: argparse.Namespace) -> int:
             print(f"{job.id:<24} {job.queue:<9} {job.state:<8} {job.stage or '-':<13} {job.created_at:%Y-%m-%d %H:%M:%S}  {note[0][:60]}")
         return 0
 
-    return _with_db(settings, work)
+    return with_db(settings.database, work)
 
 
 def _jobs_show(settings: Settings, args: argparse.Namespace) -> int:
@@ -321,7 +300,7 @@ def _jobs_show(settings: Settings, args: argparse.Namespace) -> int:
             print(f"    {line}")
         return 0
 
-    return _with_db(settings, work)
+    return with_db(settings.database, work)
 
 
 def _jobs_retry(settings: Settings, args: argparse.Namespace) -> int:
@@ -336,7 +315,7 @@ def _jobs_retry(settings: Settings, args: argparse.Namespace) -> int:
         print(f"job {job.id} queued again on {job.queue}; a running server picks it up within {settings.queue.poll_seconds:g} s")
         return 0
 
-    return _with_db(settings, work)
+    return with_db(settings.database, work)
 
 
 if __name__ == "__main__":

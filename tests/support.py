@@ -26,7 +26,7 @@ from typing import Any
 
 from bridge.app import App
 from bridge.outbound.pipeline import StepFactory
-from bridge.core.settings import Settings, load_settings
+from bridge.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 FAXBRIDGE = [sys.executable, "-m", "bridge.entry"]

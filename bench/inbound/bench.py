@@ -46,7 +46,7 @@ from bridge.accounts.senders import create_account  # noqa: E402
 from bridge.core.component import Services  # noqa: E402
 from bridge.faxline.base import InboundFax  # noqa: E402
 from bridge.inbound.component import InboundComponent  # noqa: E402
-from bridge.outbound.jobs import QUEUE_MAIL  # noqa: E402
+from bridge.mail.jobs import QUEUE_MAIL  # noqa: E402
 from bridge.accounts.models import FaxNumber
 from bridge.core.models import Job  # noqa: E402
 from renderers.faxtiff import write_fax_tiff  # noqa: E402

@@ -13,15 +13,18 @@ suspended account's next fax is refused by the sender check).
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from bridge.abuse import cases
 from bridge.abuse.models import CASE_STATES, QUARANTINED, AbuseCase, AbuseReport
-from bridge.core.db import Database
 from bridge.accounts.models import Account
-from bridge.core.settings import Settings
+from bridge.core.cli import CommandError, with_db
+from bridge.core.db import Database
+
+if TYPE_CHECKING:
+    from bridge.settings import Settings
 
 
 def extend(commands: Any, groups: dict[str, Any]) -> None:
@@ -42,12 +45,6 @@ def extend(commands: Any, groups: dict[str, Any]) -> None:
     dismiss.add_argument("case", type=int)
     dismiss.add_argument("--reason", default="dismissed by the operator")
     dismiss.set_defaults(handler=_dismiss)
-
-
-def _with_db(settings: Settings, work):  # type: ignore[no-untyped-def]
-    from bridge.cli import _with_db as with_db
-
-    return with_db(settings, work)
 
 
 def _list(settings: Settings, args: argparse.Namespace) -> int:
@@ -77,12 +74,11 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
                 print("no abuse cases")
         return 0
 
-    return _with_db(settings, work)
+    return with_db(settings.database, work)
 
 
 def _show(settings: Settings, args: argparse.Namespace) -> int:
     async def work(db: Database) -> int:
-        from bridge.cli import CommandError
 
         async with db.reading() as session:
             case = await session.get(AbuseCase, args.case)
@@ -106,12 +102,11 @@ def _show(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"        {line[:120]}")
         return 0
 
-    return _with_db(settings, work)
+    return with_db(settings.database, work)
 
 
 def _suspend(settings: Settings, args: argparse.Namespace) -> int:
     async def work(db: Database) -> int:
-        from bridge.cli import CommandError
 
         try:
             async with db.transaction() as tx:
@@ -121,12 +116,11 @@ def _suspend(settings: Settings, args: argparse.Namespace) -> int:
         print(f"case {case.id}: account {case.account_id} suspended; numbers {', '.join(case.numbers) or '-'} suspended")
         return 0
 
-    return _with_db(settings, work)
+    return with_db(settings.database, work)
 
 
 def _dismiss(settings: Settings, args: argparse.Namespace) -> int:
     async def work(db: Database) -> int:
-        from bridge.cli import CommandError
 
         try:
             async with db.transaction() as tx:
@@ -136,4 +130,4 @@ def _dismiss(settings: Settings, args: argparse.Namespace) -> int:
         print(f"case {case.id} dismissed; account {case.account_id} is not suspended by it")
         return 0
 
-    return _with_db(settings, work)
+    return with_db(settings.database, work)

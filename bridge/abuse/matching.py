@@ -15,12 +15,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import phonenumbers
-from phonenumbers import Leniency, PhoneNumberFormat, PhoneNumberMatcher, ValidationResult
+from phonenumbers import (
+    Leniency,
+    PhoneNumberFormat,
+    PhoneNumberMatcher,
+    ValidationResult,
+)
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bridge.smtp.recipients import FaxRecipient, RecipientGrammar, RecipientRefused
 from bridge.accounts.models import FaxNumber
+from bridge.smtp.recipients import FaxRecipient, RecipientGrammar, RecipientRefused
 
 
 @dataclass(frozen=True)

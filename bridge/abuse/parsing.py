@@ -28,7 +28,13 @@ from email.parser import BytesParser
 from email.utils import getaddresses
 
 from bridge.abuse import faxtext
-from bridge.abuse.models import KIND_ARF, KIND_ATTACHED, KIND_COMPLAINT, KIND_INLINE, KIND_JUNK_FAX
+from bridge.abuse.models import (
+    KIND_ARF,
+    KIND_ATTACHED,
+    KIND_COMPLAINT,
+    KIND_INLINE,
+    KIND_JUNK_FAX,
+)
 
 # Set on every mail the abuse desk sends, so one coming back is known for a loop.
 LOOP_HEADER = "X-Faxbridge-Abuse"

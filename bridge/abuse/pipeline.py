@@ -20,7 +20,7 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bridge.abuse.matching import FoundNumber, NumberFinder, NumberHolder
 from bridge.abuse.messages import AbuseMessages
@@ -28,7 +28,9 @@ from bridge.abuse.parsing import Limits, ReadReport, Unreadable
 from bridge.abuse.settings import AbuseSettings
 from bridge.core.db import Database
 from bridge.mail.outbox import Outbox
-from bridge.core.settings import Settings
+
+if TYPE_CHECKING:
+    from bridge.settings import Settings
 
 log = logging.getLogger("bridge.abuse.pipeline")
 

@@ -34,7 +34,7 @@ import aioimaplib
 
 from bridge.abuse import cases
 from bridge.abuse.pipeline import AbuseContext, AbuseJob, AbusePipeline
-from bridge.outbound.jobs import new_id
+from bridge.core.ids import new_id
 
 log = logging.getLogger("bridge.abuse.poller")
 

@@ -23,8 +23,8 @@ from email.utils import getaddresses
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bridge.core.db import Database
 from bridge.accounts.models import Account, AccountAddress
+from bridge.core.db import Database
 from bridge.core.refusal import Refusal
 
 MAX_SENDER_ADDRESSES = 5
@@ -261,3 +261,11 @@ async def login_matches(db: Database, login: str, pin: str) -> bool:
         await asyncio.to_thread(hash_pin, pin)
         return False
     return await asyncio.to_thread(verify_pin, pin, stored)
+
+async def existing_account(db: Database, account_id: int) -> Account:
+    """The account with this id, or AccountError: for every command that takes one."""
+    async with db.reading() as session:
+        account = await session.get(Account, account_id)
+    if account is None:
+        raise AccountError(f"no account {account_id}")
+    return account

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bridge.core import schema
-from bridge.smtp.recipients import ServiceRecipient
 from bridge.core.db import Database
-from bridge.outbound.notices import Notices
-from bridge.mail.outbox import Outbox
 from bridge.core.queue import JobQueue
 from bridge.core.runner import Runner
-from bridge.core.settings import Settings
 from bridge.core.spool import Spool
+from bridge.mail.outbox import Outbox
+from bridge.outbound.notices import Notices
+from bridge.settings import Settings
+from bridge.smtp.recipients import ServiceRecipient
 
 
 @dataclass(frozen=True)

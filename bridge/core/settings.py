@@ -16,34 +16,32 @@ An unknown key, a value of the wrong type or one out of range stops start-up wit
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from bridge.abuse.settings import AbuseSettings
-from bridge.faxline.virtual import VirtualLineSettings
-from bridge.inbound.settings import DkimSettings, HttpSettings, InboundSettings
-from bridge.money.settings import MoneySettings
 
 # The documented defaults live in the source tree's config/; an installed copy (the
 # container image) says where it put them with FAXBRIDGE_DEFAULTS.
 SOURCE_DEFAULTS_FILE = Path(__file__).resolve().parents[2] / "config" / "defaults.toml"
 ENV_PREFIX = "FAXBRIDGE__"
 
+M = TypeVar("M", bound=BaseModel)
+
 
 class SettingsError(Exception):
     """The configuration cannot be used; the message says which key and why."""
 
 
-class _Section(BaseModel):
+class Section(BaseModel):
+    """A settings section: frozen, and an unknown key is an error."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class ServiceSettings(_Section):
+class ServiceSettings(Section):
     fax_domains: tuple[str, ...] = Field(min_length=1)
     name: str
     default_region: str = Field(pattern=r"^[A-Z]{2}$")
@@ -60,81 +58,29 @@ class ServiceSettings(_Section):
         return self.fax_domains[0]
 
 
-class PathSettings(_Section):
+class PathSettings(Section):
     var_dir: Path
     spool_dir: Path
 
 
-class DatabaseSettings(_Section):
+class DatabaseSettings(Section):
     url: str = Field(pattern=r"^(sqlite\+aiosqlite|postgresql\+asyncpg)://")
     upgrade_on_start: bool
 
 
-class ListenerSettings(_Section):
-    name: str
-    host: str
-    port: int = Field(ge=0, le=65535)
-    tls: Literal["none", "implicit"]
-    starttls: bool = False
-    require_tls: bool = False
-    auth: Literal["none", "optional", "required"] = "none"
 
 
-class SmtpSettings(_Section):
-    max_message_size: int = Field(gt=0)
-    max_recipients: int = Field(ge=1, le=1000)
-    hostname: str
-    tls_cert: str
-    tls_key: str
-    timeout: float = Field(gt=0)
-    commit_window_ms: float = Field(ge=0, le=1000)
-    sender_cache_seconds: float = Field(ge=0, le=3600)
-    listeners: tuple[ListenerSettings, ...] = Field(min_length=1)
 
 
-class IntakeSettings(_Section):
-    pipeline: tuple[str, ...] = Field(min_length=1)
-    next_queue: str
-    duplicate_window_hours: float = Field(ge=0)
 
 
-class RenderSettings(_Section):
-    resolution: Literal["fine", "standard"]
-    compression: Literal["g4", "g3-1d", "g3-2d"]
-    max_pages: int = Field(ge=1, le=10_000)
-    max_input_bytes: int = Field(gt=0)
-    document_timeout_seconds: float = Field(gt=0)
-    document_memory_bytes: int = Field(ge=64 * 1024 * 1024)
-    cover_page: bool
-    station_number: str = Field(pattern=r"^\+[1-9][0-9]{6,14}$")
-    soffice_path: str
 
 
-class FaxLineSettings(_Section):
-    line: Literal["virtual"]
-    virtual: VirtualLineSettings
 
 
-class TransmitSettings(_Section):
-    max_attempts: int = Field(ge=1, le=20)
-    busy_retry_seconds: float = Field(ge=0)
-    no_answer_retry_seconds: float = Field(ge=0)
-    dropped_retry_seconds: float = Field(ge=0)
-    backoff_factor: float = Field(ge=1)
-    station_id: str = Field(max_length=20, pattern=r"^[\x20-\x7e]*$")
-    blocked_prefixes: tuple[str, ...]
-    block_premium_rate: bool
-
-    @field_validator("blocked_prefixes")
-    @classmethod
-    def _prefixes_are_e164(cls, prefixes: tuple[str, ...]) -> tuple[str, ...]:
-        for prefix in prefixes:
-            if not re.fullmatch(r"\+[0-9]{1,15}", prefix):
-                raise ValueError(f"{prefix!r} is not an E.164 prefix such as '+1900'")
-        return prefixes
 
 
-class QueueSettings(_Section):
+class QueueSettings(Section):
     lease_seconds: float = Field(gt=0)
     poll_seconds: float = Field(gt=0)
     intake_workers: int = Field(ge=1, le=64)
@@ -143,55 +89,21 @@ class QueueSettings(_Section):
     shutdown_grace_seconds: float = Field(ge=0)
 
 
-class MailSettings(_Section):
-    transport: Literal["maildir", "smtp"]
-    maildir_root: Path
-    relay_host: str
-    relay_port: int = Field(ge=1, le=65535)
-    relay_tls: Literal["none", "starttls", "implicit"]
-    relay_username: str
-    relay_password: str
-    retry_delays: tuple[float, ...] = Field(min_length=1)
-    give_up_after_hours: float = Field(gt=0)
 
 
-class AccountSettings(_Section):
-    default_plan: Literal["free", "plus", "pro", "broadcast"]
 
 
-class LoggingSettings(_Section):
+class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
-class Settings(_Section):
-    service: ServiceSettings
-    paths: PathSettings
-    database: DatabaseSettings
-    smtp: SmtpSettings
-    intake: IntakeSettings
-    render: RenderSettings
-    faxline: FaxLineSettings
-    transmit: TransmitSettings
-    queue: QueueSettings
-    mail: MailSettings
-    accounts: AccountSettings
-    logging: LoggingSettings
-    abuse: AbuseSettings
-    money: MoneySettings
-    inbound: InboundSettings
-    dkim: DkimSettings
-    http: HttpSettings
-
-    @property
-    def tls_dir(self) -> Path:
-        return self.paths.var_dir / "tls"
-
-
-def load_settings(
+def load_into(
+    model: type[M],
     site_file: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
-) -> Settings:
-    """Build the settings from the defaults, the site file and the environment."""
+) -> M:
+    """Build `model` (the product's settings) from the defaults, the site file and
+    the environment."""
     environ = os.environ if environ is None else environ
     merged = _read_toml(Path(environ.get("FAXBRIDGE_DEFAULTS") or SOURCE_DEFAULTS_FILE))
     site = site_file or environ.get("FAXBRIDGE_CONFIG")
@@ -201,7 +113,7 @@ def load_settings(
         if key.startswith(ENV_PREFIX):
             _set_from_env(merged, key, raw)
     try:
-        return Settings.model_validate(merged)
+        return model.model_validate(merged)
     except ValidationError as error:
         raise SettingsError(_explain(error, merged)) from None
 

@@ -21,19 +21,21 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bridge.accounts.models import Account, AccountAddress
 from bridge.core.db import Database
+from bridge.core.models import utcnow
 from bridge.inbound.messages import account_notice
 from bridge.inbound.models import DeliveryHealth, MailEvent, MailToken
-from bridge.accounts.models import Account, AccountAddress
-from bridge.core.models import utcnow
 from bridge.mail.outbox import Outbox
-from bridge.core.settings import Settings
+
+if TYPE_CHECKING:
+    from bridge.settings import Settings
 
 log = logging.getLogger("bridge.inbound.accounts")
 

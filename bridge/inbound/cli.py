@@ -16,16 +16,19 @@ from __future__ import annotations
 import argparse
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from bridge.cli import CommandError, _with_db, existing_account
+from bridge.accounts.senders import existing_account
+from bridge.core.cli import CommandError, with_db
 from bridge.core.db import Database
-from bridge.mail.dkim import load_or_create_signer
 from bridge.inbound.models import BlockedSender, InboundFaxRecord
 from bridge.inbound.retention import Retention
-from bridge.core.settings import Settings
+from bridge.mail.dkim import load_or_create_signer
+
+if TYPE_CHECKING:
+    from bridge.settings import Settings
 
 
 def extend(commands: Any, groups: dict[str, Any]) -> None:
@@ -76,7 +79,7 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
                   f"{row.pages:>3} page(s)  {row.state:<13} {kept}")
         return 0
 
-    return _with_db(settings, work)
+    return with_db(settings.database, work)
 
 
 def _export(settings: Settings, args: argparse.Namespace) -> int:
@@ -92,7 +95,7 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
         print(f"wrote {args.out}")
         return 0
 
-    return _with_db(settings, work)
+    return with_db(settings.database, work)
 
 
 def _block(settings: Settings, args: argparse.Namespace) -> int:
@@ -108,7 +111,7 @@ def _block(settings: Settings, args: argparse.Namespace) -> int:
         print(f"account {args.account_id}: faxes from {kind} {value} are blocked")
         return 0
 
-    return _with_db(settings, work)
+    return with_db(settings.database, work)
 
 
 def _purge(settings: Settings, args: argparse.Namespace) -> int:
@@ -117,4 +120,4 @@ def _purge(settings: Settings, args: argparse.Namespace) -> int:
         print(f"purged {purged} fax(es)")
         return 0
 
-    return _with_db(settings, work)
+    return with_db(settings.database, work)

@@ -23,9 +23,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from bridge.core.component import ServiceMailHandler, Services
-from bridge.mail.dkim import DkimSigner, load_or_create_signer
+from bridge.core.runner import Runner
 from bridge.faxline.base import InboundFax
-from bridge.web.unsubscribe import UnsubscribeWeb
 from bridge.inbound.accounts import AccountViews, Bounces, OptOuts
 from bridge.inbound.idle import IdleAccounts
 from bridge.inbound.intake import InboundIntake
@@ -38,9 +37,10 @@ from bridge.inbound.pipeline import (
     build_inbound_pipeline,
 )
 from bridge.inbound.retention import Retention
-from bridge.inbound.workpool import WorkContext, WorkPool
 from bridge.inbound.service_mail import BounceMail, UnsubscribeMail
-from bridge.core.runner import Runner
+from bridge.inbound.workpool import WorkContext, WorkPool
+from bridge.mail.dkim import DkimSigner, load_or_create_signer
+from bridge.web.unsubscribe import UnsubscribeWeb
 from handlers.inbound.decorate import Decorate
 from handlers.inbound.deliver import Deliver
 from handlers.inbound.store import Store

@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
+from bridge.accounts.models import Account
 from bridge.core.db import Database
+from bridge.core.models import utcnow
 from bridge.inbound.accounts import close_account, closing_notice
 from bridge.inbound.models import InboundFaxRecord
-from bridge.accounts.models import Account
-from bridge.core.models import utcnow
 from bridge.mail.outbox import Outbox
-from bridge.core.settings import Settings
+
+if TYPE_CHECKING:
+    from bridge.settings import Settings
 
 log = logging.getLogger("bridge.inbound.idle")
 

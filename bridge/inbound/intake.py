@@ -31,8 +31,13 @@ from typing import Any
 
 from sqlalchemy import Table, and_, bindparam, or_, select
 
+from bridge.accounts.models import Account, FaxNumber
 from bridge.core.component import Services
 from bridge.core.db import Coalescer, Database, GroupCommit
+from bridge.core.logcontext import current_job
+from bridge.core.models import Job
+from bridge.core.queue import JobQueue
+from bridge.core.spool import fsync_file
 from bridge.faxline.base import InboundFax
 from bridge.inbound.jobs import QUEUE_INBOUND, InboundFaxJob
 from bridge.inbound.models import (
@@ -42,12 +47,7 @@ from bridge.inbound.models import (
     BlockedSender,
     InboundFaxRecord,
 )
-from bridge.outbound.jobs import new_id
-from bridge.core.logcontext import current_job
-from bridge.accounts.models import Account, FaxNumber
-from bridge.core.models import Job
-from bridge.core.queue import JobQueue
-from bridge.core.spool import fsync_file
+from bridge.core.ids import new_id
 
 log = logging.getLogger("bridge.inbound.intake")
 

@@ -44,11 +44,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from aiohttp import web
 from sqlalchemy import select
 
+from bridge.accounts.models import Account, AccountAddress
 from bridge.accounts.senders import hash_pin, normalise_address, verify_pin
 from bridge.core.db import Database
 from bridge.inbound.models import InboundFaxRecord
-from bridge.inbound.settings import HttpSettings
-from bridge.accounts.models import Account, AccountAddress
+from bridge.web.settings import HttpSettings
 
 log = logging.getLogger("bridge.inbound.message_center")
 

@@ -17,11 +17,15 @@ from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 from string import Template
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bridge.core.settings import SOURCE_DEFAULTS_FILE
 from bridge.inbound.jobs import Footer, InboundFaxJob
 from bridge.mail.mime import Attachment, FaxMail
-from bridge.core.settings import SOURCE_DEFAULTS_FILE, Settings
+
+if TYPE_CHECKING:
+    from bridge.settings import Settings
 
 BUILTIN_TEMPLATES = SOURCE_DEFAULTS_FILE.parent / "templates"
 

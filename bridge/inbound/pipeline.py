@@ -42,20 +42,20 @@ from typing import TYPE_CHECKING, Protocol
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bridge.accounts.models import Account
 from bridge.core.component import Services
+from bridge.core.logcontext import current_job
+from bridge.core.models import Job
+from bridge.core.queue import DONE, FAILED, REJECTED, JobQueue
+from bridge.core.refusal import Refusal
+from bridge.core.runner import Runner
+from bridge.core.spool import fsync_directory, fsync_file
 from bridge.inbound.accounts import AccountViews
 from bridge.inbound.jobs import QUEUE_INBOUND, InboundFaxJob
 from bridge.inbound.messages import Footers
 from bridge.inbound.models import UNDELIVERABLE, InboundFaxRecord
 from bridge.inbound.workpool import WorkPool
-from bridge.core.logcontext import current_job
-from bridge.accounts.models import Account
-from bridge.core.models import Job
 from bridge.outbound.pipeline import build_pipeline
-from bridge.core.queue import DONE, FAILED, REJECTED, JobQueue
-from bridge.core.refusal import Refusal
-from bridge.core.runner import Runner
-from bridge.core.spool import fsync_directory, fsync_file
 
 if TYPE_CHECKING:
     from bridge.money.meter import Reception

@@ -20,11 +20,11 @@ from pathlib import Path
 
 from sqlalchemy import and_, or_, select
 
+from bridge.accounts.models import Account
 from bridge.core.db import Database
+from bridge.core.models import utcnow
 from bridge.inbound.models import QUEUED, UNROUTED, InboundFaxRecord
 from bridge.inbound.settings import InboundSettings
-from bridge.accounts.models import Account
-from bridge.core.models import utcnow
 
 log = logging.getLogger("bridge.inbound.retention")
 

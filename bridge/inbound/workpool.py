@@ -39,11 +39,13 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from bridge.mail.outbox import MailStore
-from bridge.core.settings import Settings
 from renderers.worker import forkserver_context
+
+if TYPE_CHECKING:
+    from bridge.settings import Settings
 
 log = logging.getLogger("bridge.inbound.workpool")
 

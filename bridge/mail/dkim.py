@@ -30,7 +30,7 @@ import dkim
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
-from bridge.inbound.settings import DkimSettings
+from bridge.mail.settings import DkimSettings
 
 log = logging.getLogger("bridge.dkim")
 

@@ -20,10 +20,11 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bridge.outbound.jobs import QUEUE_MAIL, OutgoingMail, new_id
-from bridge.mail.mime import FaxMail
 from bridge.core.queue import JobQueue
 from bridge.core.spool import Spool, write_durably
+from bridge.mail.mime import FaxMail
+from bridge.core.ids import new_id
+from bridge.mail.jobs import QUEUE_MAIL, OutgoingMail
 
 
 class MailStore:

@@ -25,12 +25,12 @@ from typing import Protocol
 
 import aiosmtplib
 
-from bridge.outbound.jobs import QUEUE_MAIL, OutgoingMail
 from bridge.core.models import Job, utcnow
 from bridge.core.queue import DONE, FAILED, JobQueue
 from bridge.core.runner import Runner
-from bridge.core.settings import MailSettings
 from bridge.core.spool import fsync_directory
+from bridge.mail.settings import MailSettings
+from bridge.mail.jobs import QUEUE_MAIL, OutgoingMail
 
 log = logging.getLogger("bridge.mail")
 

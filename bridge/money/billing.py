@@ -27,18 +27,28 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bridge.core.db import Database
 from bridge.accounts.models import Account
+from bridge.core.db import Database
+from bridge.mail.outbox import Outbox
 from bridge.money.meter import Metering
-from bridge.money.models import BillingAccount, BillingEvent, CardCharge, LedgerEntry, PaymentMethod, UsageRecord
+from bridge.money.models import (
+    BillingAccount,
+    BillingEvent,
+    CardCharge,
+    LedgerEntry,
+    PaymentMethod,
+    UsageRecord,
+)
 from bridge.money.notices import MoneyNotices
 from bridge.money.payments import active_card
-from bridge.mail.outbox import Outbox
-from bridge.core.settings import Settings
+
+if TYPE_CHECKING:
+    from bridge.settings import Settings
 
 log = logging.getLogger("bridge.money.billing")
 

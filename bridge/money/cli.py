@@ -18,22 +18,25 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from bridge.cli import CommandError, _with_db, existing_account
-from bridge.core.db import Database
 from bridge.accounts.models import Account
+from bridge.accounts.senders import existing_account
+from bridge.core.cli import CommandError, with_db
+from bridge.core.db import Database
+from bridge.core.queue import JobQueue
+from bridge.core.spool import Spool
+from bridge.mail.outbox import Outbox
 from bridge.money.billing import BillingCycle, add_months
 from bridge.money.meter import Metering
 from bridge.money.models import BillingAccount, CardCharge, LedgerEntry, PaymentMethod
 from bridge.money.payments import DEPOSIT_PURPOSES, active_card, put_card_on_file
 from bridge.money.processor import ProcessorError
-from bridge.mail.outbox import Outbox
-from bridge.core.queue import JobQueue
-from bridge.core.settings import Settings
-from bridge.core.spool import Spool
+
+if TYPE_CHECKING:
+    from bridge.settings import Settings
 
 
 def extend(commands: Any, groups: dict[str, Any]) -> None:
@@ -131,7 +134,7 @@ def _statement(settings: Settings, args: argparse.Namespace) -> int:
         print(f"  card: {f'{card.brand} ending {card.last4}' if card else 'none on file'}")
         return 0
 
-    return _with_db(settings, work)
+    return with_db(settings.database, work)
 
 
 def _deposit(settings: Settings, args: argparse.Namespace) -> int:
@@ -165,7 +168,7 @@ def _deposit(settings: Settings, args: argparse.Namespace) -> int:
               f" later top-ups are of {money.format(amount)}")
         return 0
 
-    return _with_db(settings, work)
+    return with_db(settings.database, work)
 
 
 def _plan(settings: Settings, args: argparse.Namespace) -> int:
@@ -190,7 +193,7 @@ def _plan(settings: Settings, args: argparse.Namespace) -> int:
         print(f"account {args.account_id}: plan {previous} -> {args.plan}; its fees are charged at the next billing cycle")
         return 0
 
-    return _with_db(settings, work)
+    return with_db(settings.database, work)
 
 
 def _card(settings: Settings, args: argparse.Namespace) -> int:
@@ -210,7 +213,7 @@ def _card(settings: Settings, args: argparse.Namespace) -> int:
             print("  the deposit that paid declined fees was restored from the card")
         return 0
 
-    return _with_db(settings, work)
+    return with_db(settings.database, work)
 
 
 async def _withdraw_authorisation(cycle: BillingCycle, db: Database, account_id: int) -> str:
@@ -256,7 +259,7 @@ def _withdraw(settings: Settings, args: argparse.Namespace) -> int:
         print(f"account {args.account_id}: {await _withdraw_authorisation(_cycle(settings, db), db, args.account_id)}")
         return 0
 
-    return _with_db(settings, work)
+    return with_db(settings.database, work)
 
 
 def _set_state(settings: Settings, args: argparse.Namespace) -> int:
@@ -275,7 +278,7 @@ def _set_state(settings: Settings, args: argparse.Namespace) -> int:
             print(f"  {await _withdraw_authorisation(_cycle(settings, db), db, args.account_id)}")
         return 0
 
-    return _with_db(settings, work)
+    return with_db(settings.database, work)
 
 
 def _billing_run(settings: Settings, args: argparse.Namespace) -> int:
@@ -285,4 +288,4 @@ def _billing_run(settings: Settings, args: argparse.Namespace) -> int:
               f" deposits restored {report.restored}, overage units {report.overage_units}")
         return 0
 
-    return _with_db(settings, work)
+    return with_db(settings.database, work)

@@ -17,10 +17,10 @@ from collections.abc import Mapping, Sequence
 
 from bridge.core.component import ServiceMailHandler, Services
 from bridge.core.models import utcnow
+from bridge.core.runner import Runner
 from bridge.money.billing import BillingCycle
 from bridge.money.ledger import Clock
 from bridge.money.meter import Metering
-from bridge.core.runner import Runner
 
 log = logging.getLogger("bridge.money")
 

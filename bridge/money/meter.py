@@ -21,22 +21,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import event, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bridge.core.db import Database
-from bridge.outbound.jobs import FaxJob
 from bridge.accounts.models import Account
+from bridge.core.db import Database
 from bridge.core.models import utcnow
-from bridge.outbound.models import CallAttempt
 from bridge.core.refusal import Refusal
 from bridge.money.ledger import Clock, Ledger, Money
 from bridge.money.models import BillingAccount, Hold, UsageRecord
 from bridge.money.payments import DeclineHandler, Payments, active_card
 from bridge.money.processor import PaymentProcessor, build_processor
 from bridge.money.settings import MoneySettings, PlanSettings
-from bridge.core.settings import Settings
+from bridge.outbound.jobs import FaxJob
+from bridge.outbound.models import CallAttempt
+
+if TYPE_CHECKING:
+    from bridge.settings import Settings
 
 log = logging.getLogger("bridge.meter")
 

@@ -9,9 +9,12 @@ are shown exactly as charged, formatted by `Money`.
 from __future__ import annotations
 
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
 
 from bridge.accounts.models import Account
-from bridge.core.settings import Settings
+
+if TYPE_CHECKING:
+    from bridge.settings import Settings
 
 
 class MoneyNotices:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import phonenumbers
 from phonenumbers import PhoneNumberType
 
-from bridge.core.settings import TransmitSettings
+from bridge.outbound.settings import TransmitSettings
 
 
 class DialPlan:

@@ -35,11 +35,12 @@ from sqlalchemy import select
 
 from bridge.accounts.senders import SenderIdentity
 from bridge.core.db import Database
-from bridge.outbound.jobs import QUEUE_INTAKE, FaxJob, new_id
 from bridge.core.models import Job, utcnow
-from bridge.outbound.models import Submission
 from bridge.core.queue import JobQueue
 from bridge.core.spool import Spool, fsync_directory, write_durably
+from bridge.core.ids import new_id
+from bridge.outbound.jobs import QUEUE_INTAKE, FaxJob
+from bridge.outbound.models import Submission
 
 log = logging.getLogger("bridge.intake")
 

@@ -2,28 +2,20 @@
 
 Where it sits: the SMTP intake creates a `FaxJob` for every accepted submission; the
 intake pipeline's steps (handlers/) fill it in (parse adds the body and attachments,
-render the fax document, ...), and later queues (transmit) carry it on. Notices and
-receipts travel on the `mail` queue as `OutgoingMail`. Both are pydantic models, so a
-job survives a restart exactly as it was: the runner saves the payload after each step.
+render the fax document, ...), and later queues (transmit) carry it on. They are
+pydantic models, so a job survives a restart exactly as it was: the runner saves the payload after each step.
 """
 
 from __future__ import annotations
 
-import secrets
-import time
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+
 QUEUE_INTAKE = "intake"
 QUEUE_TRANSMIT = "transmit"
 QUEUE_CALL = "call"
-QUEUE_MAIL = "mail"
-
-
-def new_id(prefix: str) -> str:
-    """A short, time-ordered, unguessable id: `F18c2f9a3b1e-5f0c2a7d` style."""
-    return f"{prefix}{int(time.time() * 1000):x}-{secrets.token_hex(4)}"
 
 
 class Attachment(BaseModel):
@@ -97,17 +89,3 @@ class CallJob(BaseModel):
     pages_sent: int = 0
     line_seconds: float = 0.0
     charged_minor: int = 0
-
-
-class OutgoingMail(BaseModel):
-    """A message the service sends (receipt, notice, rejection), stored before it is
-    queued; the mail runner delivers it through the configured transport."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    mail_from: str
-    rcpt_tos: list[str]
-    eml_path: str
-    kind: str
-    # The job the mail is about, for `jobs show` and logs.
-    about_job: str | None = None

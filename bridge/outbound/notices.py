@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import TYPE_CHECKING
 
 from bridge.outbound.jobs import FaxJob
-from bridge.core.settings import Settings
+
+if TYPE_CHECKING:
+    from bridge.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -17,18 +17,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from bridge.core.db import Database
-from bridge.outbound.jobs import FaxJob
 from bridge.core.models import Job
-from bridge.outbound.notices import Notices
-from bridge.core.refusal import Refusal
-from bridge.mail.outbox import Outbox
 from bridge.core.queue import REJECTED, JobQueue
+from bridge.core.refusal import Refusal
 from bridge.core.runner import Runner
-from bridge.core.settings import Settings, SettingsError
+from bridge.core.settings import SettingsError
 from bridge.core.spool import Spool
+from bridge.mail.outbox import Outbox
+from bridge.outbound.jobs import FaxJob
+from bridge.outbound.notices import Notices
+
+if TYPE_CHECKING:
+    from bridge.settings import Settings
 
 log = logging.getLogger("bridge.pipeline")
 

@@ -34,17 +34,25 @@ from typing import Protocol, runtime_checkable
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bridge.core.component import Services
-from bridge.outbound.dialplan import DialPlan
-from bridge.faxline import CallOutcome, CallRequest, CallResult, FaxDocumentError, FaxLine, InboundFax, LineClosed
-from bridge.outbound.jobs import QUEUE_CALL, QUEUE_TRANSMIT, CallJob, FaxJob
 from bridge.accounts.models import FaxNumber
+from bridge.core.component import Services
 from bridge.core.models import Job, utcnow
-from bridge.outbound.models import CallAttempt
-from bridge.outbound.notices import CallReport
 from bridge.core.queue import DONE, FAILED, QUEUED, WAITING, JobQueue
 from bridge.core.runner import Runner
-from bridge.core.settings import TransmitSettings
+from bridge.faxline import (
+    CallOutcome,
+    CallRequest,
+    CallResult,
+    FaxDocumentError,
+    FaxLine,
+    InboundFax,
+    LineClosed,
+)
+from bridge.outbound.dialplan import DialPlan
+from bridge.outbound.jobs import QUEUE_CALL, QUEUE_TRANSMIT, CallJob, FaxJob
+from bridge.outbound.models import CallAttempt
+from bridge.outbound.notices import CallReport
+from bridge.outbound.settings import TransmitSettings
 
 log = logging.getLogger("bridge.transmit")
 

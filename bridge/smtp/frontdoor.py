@@ -22,14 +22,14 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from bridge.smtp import statuses
 from bridge.accounts.senders import SenderCheck, SenderRefused, login_matches
-from bridge.smtp.recipients import RecipientGrammar, RecipientRefused, ServiceRecipient
 from bridge.core.component import ServiceMailHandler
 from bridge.core.db import Database
-from bridge.outbound.intake import DurableIntake, Submitted
 from bridge.core.logcontext import current_job
-from bridge.core.settings import ListenerSettings, SmtpSettings
+from bridge.outbound.intake import DurableIntake, Submitted
+from bridge.smtp import statuses
+from bridge.smtp.recipients import RecipientGrammar, RecipientRefused, ServiceRecipient
+from bridge.smtp.settings import ListenerSettings, SmtpSettings
 
 log = logging.getLogger("bridge.smtp")
 

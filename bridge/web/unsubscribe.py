@@ -25,7 +25,7 @@ from aiohttp import web
 from bridge.core.db import Database
 from bridge.inbound.accounts import OptOuts, owner_of
 from bridge.inbound.message_center import MessageCenter, html_page
-from bridge.inbound.settings import HttpSettings
+from bridge.web.settings import HttpSettings
 
 log = logging.getLogger("bridge.http")
 

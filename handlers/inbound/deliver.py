@@ -25,6 +25,8 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bridge.accounts.models import Account
+from bridge.core.models import utcnow
 from bridge.inbound.accounts import AccountView, verp_sender
 from bridge.inbound.jobs import InboundFaxJob
 from bridge.inbound.messages import fax_mail
@@ -32,10 +34,8 @@ from bridge.inbound.models import DELIVERED, InboundFaxRecord
 from bridge.inbound.pipeline import InboundContext, InboundMetering, RejectInbound
 from bridge.inbound.workpool import WorkContext
 from bridge.mail.mime import Attachment
-from bridge.accounts.models import Account
-from bridge.core.models import utcnow
-from bridge.money.meter import Reception
 from bridge.mail.outbox import StoredMail
+from bridge.money.meter import Reception
 
 log = logging.getLogger("bridge.inbound")
 

@@ -14,10 +14,10 @@ import logging
 import os
 from pathlib import Path
 
+from bridge.core.spool import fsync_directory
 from bridge.inbound.jobs import InboundFaxJob
 from bridge.inbound.pipeline import InboundContext
 from bridge.inbound.workpool import WorkContext
-from bridge.core.spool import fsync_directory
 
 log = logging.getLogger("bridge.inbound")
 

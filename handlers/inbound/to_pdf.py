@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from bridge.core.spool import write_durably
 from bridge.inbound.jobs import InboundFaxJob
 from bridge.inbound.pipeline import InboundContext
 from bridge.inbound.workpool import WorkContext
-from bridge.core.spool import write_durably
 from renderers import fax_tiff_to_pdf
 
 log = logging.getLogger("bridge.inbound")

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 
-from bridge.outbound.jobs import FaxJob
 from bridge.money.meter import Metering, PaymentRefused
+from bridge.outbound.jobs import FaxJob
 from bridge.outbound.pipeline import RejectSubmission, StepContext
 
 log = logging.getLogger("bridge.meter")

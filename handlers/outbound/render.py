@@ -29,8 +29,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from bridge.outbound.jobs import FaxJob, RenderedDocument
 from bridge.accounts.models import Account, FaxNumber
+from bridge.outbound.jobs import FaxJob, RenderedDocument
 from bridge.outbound.pipeline import RejectSubmission, StepContext
 from renderers import (
     ACCEPTED_TYPES_TEXT,

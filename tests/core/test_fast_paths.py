@@ -24,7 +24,7 @@ from bridge.core import schema
 from bridge.core.db import Database, GroupCommit
 from bridge.mail.dkim import _relaxed_body
 from bridge.inbound.workpool import WorkContext, WorkFailed, WorkPool
-from bridge.outbound.jobs import OutgoingMail
+from bridge.mail.jobs import OutgoingMail
 from bridge.mail.mime import Attachment, FaxMail, base64_lines
 from bridge.core.models import Job
 from bridge.mail.outbox import MailStore

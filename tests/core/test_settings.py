@@ -7,7 +7,9 @@ import subprocess
 import pydantic
 import pytest
 
-from bridge.core.settings import SettingsError, load_settings
+from bridge.core.settings import SettingsError
+
+from bridge.settings import load_settings
 from tests.support import FAXBRIDGE, REPO
 
 

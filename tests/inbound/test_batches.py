@@ -32,7 +32,7 @@ from bridge.inbound.component import InboundComponent
 from bridge.inbound.jobs import QUEUE_INBOUND
 from bridge.inbound.models import BLOCKED, DELIVERED, QUEUED, UNDELIVERABLE, UNROUTED, BlockedSender, InboundFaxRecord
 from bridge.inbound.pipeline import InboundRunner
-from bridge.outbound.jobs import QUEUE_MAIL
+from bridge.mail.jobs import QUEUE_MAIL
 from bridge.accounts.models import Account, FaxNumber
 from bridge.core.models import Job
 from bridge.money.meter import Metering, Reception

@@ -11,7 +11,7 @@ import pytest
 
 from bridge.core import schema
 from bridge.core.db import Database
-from bridge.core.settings import Settings
+from bridge.settings import Settings
 from tests.money.support import Books, MovableClock
 from tests.support import Site
 

@@ -22,7 +22,7 @@ from bridge.money.models import BillingAccount, LedgerEntry, PaymentMethod
 from bridge.money.processor import OfflineProcessor
 from bridge.mail.outbox import Outbox
 from bridge.core.queue import JobQueue
-from bridge.core.settings import Settings
+from bridge.settings import Settings
 from bridge.core.spool import Spool
 
 APPROVES, DECLINES, CHARGES_BACK = "4242424242424242", "4000000000000002", "4000000000000259"

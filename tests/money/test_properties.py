@@ -67,7 +67,7 @@ from bridge.outbound.models import CallAttempt
 from bridge.money.cli import _withdraw_authorisation
 from bridge.money.meter import PaymentRefused, billed_units
 from bridge.money.models import BillingAccount, CardCharge, Hold, LedgerEntry, PaymentMethod
-from bridge.core.settings import Settings
+from bridge.settings import Settings
 from tests.money.support import APPROVES, CHARGES_BACK, DECLINES, Books, MovableClock
 from tests.support import Site
 
