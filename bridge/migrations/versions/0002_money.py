@@ -1,6 +1,7 @@
 """money: billing accounts, the append-only ledger, holds, cards, card charges, usage
 
-Written by hand (issue 5); branches from the initial schema, applied with the other heads.
+Written by hand (issue 5). It once branched from 0001 with the label "money"; since
+issue 13 the history is one line (bridge.core.schema moves old databases onto it).
 
 Revision ID: 0002_money
 Revises: 0001
@@ -12,7 +13,7 @@ from bridge.core.models import UTCDateTime
 
 revision = "0002_money"
 down_revision = "0001"
-branch_labels = ("money",)
+branch_labels = None
 depends_on = None
 
 

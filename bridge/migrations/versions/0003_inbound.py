@@ -1,10 +1,11 @@
 """inbound: received faxes (message center), mail tokens, delivery health, mail events,
 blocked senders
 
-Written by hand (issue 6); branches from the initial schema, applied with the other heads.
+Written by hand (issue 6). It once branched from 0001 with the label "inbound"; since
+issue 13 it follows 0002_money on the one line.
 
 Revision ID: 0003_inbound
-Revises: 0001
+Revises: 0002_money
 """
 import sqlalchemy as sa
 from alembic import op
@@ -12,8 +13,8 @@ from alembic import op
 from bridge.core.models import UTCDateTime
 
 revision = "0003_inbound"
-down_revision = "0001"
-branch_labels = ("inbound",)
+down_revision = "0002_money"
+branch_labels = None
 depends_on = None
 
 

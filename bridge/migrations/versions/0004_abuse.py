@@ -1,7 +1,9 @@
 """abuse mailbox: cursor, reports and cases (R-ABUSE, issue 7)
 
+It once branched from 0001; since issue 13 it follows 0003_inbound on the one line.
+
 Revision ID: 0004_abuse
-Revises: 0001
+Revises: 0003_inbound
 """
 
 import sqlalchemy as sa
@@ -10,7 +12,7 @@ from alembic import op
 import bridge.core.models
 
 revision = "0004_abuse"
-down_revision = "0001"
+down_revision = "0003_inbound"
 branch_labels = None
 depends_on = None
 
