@@ -148,13 +148,18 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
-    schema.upgrade(settings.database.url)
+    try:
+        schema.upgrade(settings.database.url)
+    except schema.SchemaError as error:
+        print(f"faxbridge: {error}", file=sys.stderr)
+        return 1
     print(f"database at revision {schema.current_revision(settings.database.url)}")
     return 0
 
 
 def _db_revision(settings: Settings, args: argparse.Namespace) -> int:
-    schema.make_revision(settings.database.url, args.message)
+    made = schema.make_revision(settings.database.url, args.message)
+    print(f"new migration {made}: read it through before committing it")
     return 0
 
 
