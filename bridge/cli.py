@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import json
 import logging
 import sys
@@ -28,10 +27,13 @@ from collections.abc import Awaitable, Callable, Sequence
 import phonenumbers
 from sqlalchemy import select
 
-from bridge.accounts.models import Account, FaxNumber
+from bridge.accounts.models import Account, AccountHold, FaxNumber
 from bridge.accounts.senders import AccountError, account_for_sender, create_account, existing_account
+from bridge.accounts.state import describe_hold, open_holds
 from bridge.core import schema
+from bridge.components import COMPONENTS
 from bridge.core.cli import CommandError, with_db
+from bridge.core.component import CommandGroups
 from bridge.core.db import Database
 from bridge.core.logcontext import configure_logging
 from bridge.core.models import Job
@@ -42,10 +44,6 @@ from bridge.settings import Settings, load_settings
 log = logging.getLogger("bridge.cli")
 
 
-# Modules that add their own commands: each has `extend(commands, groups)` where
-# `commands` is the top-level subparsers object and `groups` maps an existing group
-# ("account", "number", "jobs") to its subparsers object.
-CLI_EXTENSIONS: tuple[str, ...] = ("bridge.money.cli", "bridge.abuse.cli", "bridge.inbound.cli")
 
 
 
@@ -124,9 +122,9 @@ def _parser() -> argparse.ArgumentParser:
     jobs_retry.set_defaults(handler=_jobs_retry)
 
     commands.add_parser("render", help="render documents to a fax TIFF (see `faxbridge render --help`)")
-    groups = {"account": account, "number": number, "jobs": jobs}
-    for module_name in CLI_EXTENSIONS:
-        importlib.import_module(module_name).extend(commands, groups)
+    groups = CommandGroups(commands, {"account": account, "number": number, "jobs": jobs})
+    for plugged in COMPONENTS:  # each component adds its own commands (bridge/components.py)
+        plugged.component.add_commands(groups)
     return parser
 
 
@@ -180,12 +178,13 @@ def _account_add(settings: Settings, args: argparse.Namespace) -> int:
     return with_db(settings.database, work)
 
 
-def _describe_account(account: Account) -> str:
+def _describe_account(account: Account, holds: Sequence[AccountHold] = ()) -> str:
     numbers = ", ".join(n.e164 for n in account.numbers) or "-"
     return (
         f"account {account.id}  {account.name or '(no name)'}\n"
         f"  plan:      {account.plan}\n"
         f"  state:     {account.state}\n"
+        + "".join(f"  hold:      {describe_hold(hold)}\n" for hold in holds) +
         f"  senders:   {', '.join(account.sender_addresses())}\n"
         f"  delivery:  {', '.join(account.delivery_addresses())}\n"
         f"  numbers:   {numbers}\n"
@@ -216,7 +215,7 @@ def _account_show(settings: Settings, args: argparse.Namespace) -> int:
                 account = await account_for_sender(session, args.account)
             if account is None:
                 raise CommandError(f"no account {args.account}")
-            print(_describe_account(account))
+            print(_describe_account(account, await open_holds(session, account.id)))
         return 0
 
     return with_db(settings.database, work)

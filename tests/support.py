@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.app import App
-from bridge.outbound.pipeline import StepFactory
+from bridge.core.pipeline import StepFactory
 from bridge.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -174,8 +174,8 @@ def wait_for(condition: Callable[[], Any], timeout: float = 20, what: str = "con
 class ThreadedServer:
     """The real App on its own event loop in a background thread."""
 
-    def __init__(self, settings: Settings, intake_steps: Mapping[str, StepFactory] | None = None) -> None:
-        self.app = App(settings, intake_steps=intake_steps)
+    def __init__(self, settings: Settings, extra_steps: Mapping[str, Mapping[str, StepFactory[Any, Any]]] | None = None) -> None:
+        self.app = App(settings, extra_steps=extra_steps)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 

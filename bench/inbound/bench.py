@@ -39,19 +39,24 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from sqlalchemy import func, select  # noqa: E402
+from sqlalchemy import func, select
 
-from bridge.core import eventloop  # noqa: E402
-from bridge.accounts.senders import create_account  # noqa: E402
-from bridge.core.component import Services  # noqa: E402
-from bridge.faxline.base import InboundFax  # noqa: E402
-from bridge.inbound.component import InboundComponent  # noqa: E402
-from bridge.mail.jobs import QUEUE_MAIL  # noqa: E402
 from bridge.accounts.models import FaxNumber
-from bridge.core.models import Job  # noqa: E402
-from renderers.faxtiff import write_fax_tiff  # noqa: E402
-from tests.faxline.conftest import draw_page  # noqa: E402
-from tests.support import Site  # noqa: E402
+from bridge.accounts.senders import create_account
+from bridge.core import eventloop
+from bridge.services import Services
+from bridge.core.models import Job
+from bridge.faxline.base import InboundFax
+import handlers.inbound
+from bridge.core.component import Provided
+from bridge.core.pipeline import steps_in
+from bridge.inbound.component import InboundComponent
+from bridge.inbound.pipeline import InboundStep
+from bridge.money.meter import METERING, Metering
+from bridge.mail.jobs import QUEUE_MAIL
+from renderers.faxtiff import write_fax_tiff
+from tests.faxline.conftest import draw_page
+from tests.support import Site
 
 TARGET = 100.0
 
@@ -83,7 +88,9 @@ async def run(args: argparse.Namespace, root: Path) -> float:
     print(f"{args.faxes} faxes of 3 pages ({template.stat().st_size} bytes each) to {args.accounts} Free accounts; "
           f"{settings.inbound.workers} inbound workers; DKIM {', '.join(settings.dkim.algorithms)}", flush=True)
 
-    component = InboundComponent(services)  # builds (or loads) the DKIM keys
+    provided = Provided()
+    provided.provide(METERING, Metering(settings, services.db))  # as the composition root does
+    component = InboundComponent(services, provided, steps_in(handlers.inbound, InboundStep))
     runner = component.runner
     await component.work.warm()  # as in a server that has received faxes before
     profiler = cProfile.Profile() if args.profile else None

@@ -13,6 +13,10 @@ When `abuse.suspend_threshold` distinct reporters have reported the account with
 `abuse.window_days` (30) days, the account's sending and the reported numbers are
 suspended, with a notice. R-ABUSE-1: junk faxes sent through the service are handled
 the same way, as a case of kind junk-fax.
+
+A case suspends the account with a hold of its own (bridge.accounts.state, ref = the
+case id), and dismissing the case lifts that hold only: an account also held for a
+chargeback (R-DEP-8) or by an operator stays suspended.
 """
 
 from __future__ import annotations
@@ -38,8 +42,9 @@ from bridge.abuse.models import (
     AbuseMailbox,
     AbuseReport,
 )
-from bridge.abuse.pipeline import AbuseContext, AbuseJob
+from bridge.abuse.jobs import AbuseContext, AbuseJob
 from bridge.accounts.models import Account, FaxNumber
+from bridge.accounts.state import AccountState, HoldReason, lift_hold, place_hold
 from bridge.core.models import utcnow
 
 log = logging.getLogger("bridge.abuse.cases")
@@ -189,7 +194,9 @@ async def record_report(context: AbuseContext, job: AbuseJob) -> None:
                     kind="abuse-notice",
                 )
             reporters = await _distinct_reporters(tx, account_id, now - timedelta(days=abuse.window_days))
-            if reporters >= abuse.suspend_threshold and account.state == "active":
+            # The case's own suspension, even of an account held for something else
+            # already: lifting that other hold must not end this one.
+            if reporters >= abuse.suspend_threshold and case.state != SUSPENDED and account.state != AccountState.CLOSED:
                 await _suspend(tx, account, case, f"automatic: {reporters} distinct reporters within {abuse.window_days} days")
                 log.warning("%s: account %d suspended (%d reporters, case %d)", job.id, account_id, reporters, case.id)
                 if to:
@@ -243,8 +250,13 @@ async def _distinct_reporters(tx: AsyncSession, account_id: int, since: datetime
     )
 
 
+def _case_rules(case: AbuseCase) -> str:
+    rules = {CASE_JUNK_FAX: "R-ABUSE-1", CASE_DROP_BOX: "R-ABUSE-3"}
+    return ", ".join(rules[kind] for kind in case.kinds if kind in rules) or "R-ABUSE-3"
+
+
 async def _suspend(tx: AsyncSession, account: Account, case: AbuseCase, why: str) -> None:
-    account.state = "suspended"
+    await place_hold(tx, account, HoldReason.ABUSE_CASE, rule=_case_rules(case), ref=str(case.id), by="abuse", note=why)
     for number in (await tx.scalars(select(FaxNumber).where(FaxNumber.e164.in_(case.numbers)))).all():
         if number.account_id == account.id:
             number.state = "suspended"
@@ -267,16 +279,16 @@ async def suspend_case(tx: AsyncSession, case_id: int, why: str) -> AbuseCase:
 
 
 async def dismiss_case(tx: AsyncSession, case_id: int, why: str) -> AbuseCase:
-    """`faxbridge abuse dismiss`: the reports were mistaken. A suspension made by this
-    case is lifted (account active, numbers assigned again)."""
+    """`faxbridge abuse dismiss`: the reports were mistaken. This case's hold on the
+    account is lifted (it is active again unless another hold remains) and its numbers
+    are assigned again."""
     case = await tx.get(AbuseCase, case_id)
     if case is None:
         raise CaseError(f"no abuse case {case_id}")
     if case.state == SUSPENDED:
         account = await tx.get(Account, case.account_id)
         assert account is not None
-        if account.state == "suspended":
-            account.state = "active"
+        await lift_hold(tx, account, HoldReason.ABUSE_CASE, ref=str(case.id), by="abuse", note=why)
         for number in (await tx.scalars(select(FaxNumber).where(FaxNumber.e164.in_(case.numbers)))).all():
             if number.account_id == account.id and number.state == "suspended":
                 number.state = "assigned"

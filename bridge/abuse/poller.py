@@ -33,7 +33,8 @@ from typing import TypeVar
 import aioimaplib
 
 from bridge.abuse import cases
-from bridge.abuse.pipeline import AbuseContext, AbuseJob, AbusePipeline
+from bridge.abuse.jobs import AbuseContext, AbuseJob
+from bridge.abuse.pipeline import AbusePipeline
 from bridge.core.ids import new_id
 
 log = logging.getLogger("bridge.abuse.poller")

@@ -15,6 +15,8 @@ class AbuseSettings(BaseModel):
 
     # The embedded default has no IMAP server, so the poller is off unless a site turns it on.
     enabled: bool
+    # The steps each message of the mailbox goes through (handlers/abuse/).
+    pipeline: tuple[str, ...] = Field(min_length=1)
     imap_host: str
     imap_port: int = Field(ge=1, le=65535)
     imap_user: str

@@ -20,6 +20,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from bridge.core.component import ServiceKey
+
 # E.164: "+", a country code that does not start with 0, at most 15 digits in all.
 E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 MAX_STATION_ID_LEN = 20  # T.30 TSI/CSI field
@@ -110,6 +112,10 @@ class InboundFax:
 
 InboundHandler = Callable[[InboundFax], Awaitable[None]]
 
+# The receiver of every fax the line takes on a service number (the inbound flow
+# provides it); the composition root starts the line with it.
+FAX_RECEIVER: ServiceKey[InboundHandler] = ServiceKey("receiver of inbound faxes")
+
 
 @runtime_checkable
 class FaxLine(Protocol):
@@ -134,3 +140,8 @@ class FaxLine(Protocol):
         """Stop taking calls, hang up calls in progress (their `place_call` raises
         LineClosed) and release the channels."""
         ...
+
+
+# The app's fax line, built by the composition root from `faxline.line`
+# (bridge.faxline.lines); the call runner dials through it.
+FAX_LINE: ServiceKey[FaxLine] = ServiceKey("fax line")

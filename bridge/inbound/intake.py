@@ -27,12 +27,11 @@ import shutil
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, and_, bindparam, or_, select
 
 from bridge.accounts.models import Account, FaxNumber
-from bridge.core.component import Services
 from bridge.core.db import Coalescer, Database, GroupCommit
 from bridge.core.logcontext import current_job
 from bridge.core.models import Job
@@ -48,6 +47,9 @@ from bridge.inbound.models import (
     InboundFaxRecord,
 )
 from bridge.core.ids import new_id
+
+if TYPE_CHECKING:
+    from bridge.services import Services
 
 log = logging.getLogger("bridge.inbound.intake")
 

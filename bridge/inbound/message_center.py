@@ -1,8 +1,8 @@
 """The message center (R-STORE-1, R-ACCT-2): a customer lists and downloads the faxes
 the service keeps for them, after logging in with their email address and PIN.
 
-Where it sits: pages of the web endpoint (bridge/http.py, config [http]), under
-/messages:
+Where it sits: pages the inbound component adds to the one HTTP listener (bridge.web,
+config [http]), under /messages:
   GET  /messages                     the account's stored faxes, newest first
   GET  /messages/login               the login form
   POST /messages/login               email + PIN -> a session cookie
@@ -46,8 +46,10 @@ from sqlalchemy import select
 
 from bridge.accounts.models import Account, AccountAddress
 from bridge.accounts.senders import hash_pin, normalise_address, verify_pin
+from bridge.core.component import WebRoute
 from bridge.core.db import Database
 from bridge.inbound.models import InboundFaxRecord
+from bridge.web.pages import html_page
 from bridge.web.settings import HttpSettings
 
 log = logging.getLogger("bridge.inbound.message_center")
@@ -114,12 +116,14 @@ class MessageCenter:
         self.throttle = LoginThrottle(settings.login_max_failures, settings.login_failure_window_seconds, clock)
         self._sessions: dict[str, Session] = {}
 
-    def add_routes(self, app: web.Application) -> None:
-        app.router.add_get(PREFIX, self.listing)
-        app.router.add_get(f"{PREFIX}/login", self.login_form)
-        app.router.add_post(f"{PREFIX}/login", self.login)
-        app.router.add_post(f"{PREFIX}/logout", self.logout)
-        app.router.add_get(PREFIX + "/faxes/{fax_id}.pdf", self.download)
+    def routes(self) -> list[WebRoute]:
+        return [
+            WebRoute("GET", PREFIX, self.listing),
+            WebRoute("GET", f"{PREFIX}/login", self.login_form),
+            WebRoute("POST", f"{PREFIX}/login", self.login),
+            WebRoute("POST", f"{PREFIX}/logout", self.logout),
+            WebRoute("GET", PREFIX + "/faxes/{fax_id}.pdf", self.download),
+        ]
 
     # --- pages -----------------------------------------------------------------------------
     async def login_form(self, request: web.Request) -> web.Response:
@@ -280,13 +284,6 @@ class MessageCenter:
         return html_page(title, body, status, width="48em")  # wide enough for the fax list
 
 
-PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-}
 
 
 def local_time(moment: datetime, zone: str) -> str:
@@ -300,15 +297,3 @@ def local_time(moment: datetime, zone: str) -> str:
     local = moment.astimezone(tz)
     return local.strftime("%Y-%m-%d %H:%M ") + (local.tzname() or zone)
 
-
-def html_page(title: str, body: str, status: int = 200, *, width: str = "36em") -> web.Response:
-    """A small page of the service's web endpoint (message center, one-click
-    unsubscribe): `body` is HTML already escaped by the caller; no caching, no framing."""
-    text = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width">\n'
-        f"<title>{html.escape(title)}</title></head>\n"
-        f'<body style="font-family:sans-serif;max-width:{width};margin:3em auto">\n'
-        f"<h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n"
-    )
-    return web.Response(text=text, status=status, content_type="text/html", headers=PAGE_HEADERS)

@@ -2,12 +2,12 @@
 
 Where it sits: fax line in -> intake (bridge.inbound.intake) -> *inbound pipeline*
 -> outgoing mail queue -> relay. `InboundRunner` claims `inbound` jobs and runs the
-steps named in config `inbound.pipeline`, each a small class in handlers/inbound_*.py
-with one `async process(job)`.
+steps named in config `inbound.pipeline`, each a small class in handlers/inbound/ that
+derives from `InboundStep` and has one `async process(job)`.
 
 Write once (issue 6 asks for 100 faxes a second): a step's `process` does its work on
 files and in memory and only *reads* the database; a step that has something to write
-also has `async record(tx, faxes)`, which writes for the faxes of a whole batch and
+derives from `InboundRecordingStep` and also has `async record(tx, faxes)`, which writes for the faxes of a whole batch and
 returns those it refuses. The runner claims up to `inbound.batch` jobs at once, runs
 their steps side by side, and then commits the batch in ONE transaction: every step's
 `record`, each fax's row (file paths, state) and each job's end.
@@ -43,7 +43,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.accounts.models import Account
-from bridge.core.component import Services
 from bridge.core.logcontext import current_job
 from bridge.core.models import Job
 from bridge.core.queue import DONE, FAILED, REJECTED, JobQueue
@@ -55,9 +54,10 @@ from bridge.inbound.jobs import QUEUE_INBOUND, InboundFaxJob
 from bridge.inbound.messages import Footers
 from bridge.inbound.models import UNDELIVERABLE, InboundFaxRecord
 from bridge.inbound.workpool import WorkPool
-from bridge.outbound.pipeline import build_pipeline
+from bridge.core.pipeline import Pipeline, RecordingStep, Step
 
 if TYPE_CHECKING:
+    from bridge.services import Services
     from bridge.money.meter import Reception
 
 log = logging.getLogger("bridge.inbound")
@@ -90,23 +90,19 @@ class InboundContext:
     accounts: AccountViews  # the accounts of the batch, read when it starts
 
 
-class InboundStep(Protocol):
-    """A step: `process(job)` works and reads; a step that writes to the database also
-    has `async record(tx, faxes) -> {fax id: RejectInbound}`, called inside the batch's
-    transaction with the faxes still going: it writes for all but those it refuses."""
+class InboundStep(Step[InboundFaxJob]):
+    """A step of the inbound pipeline (handlers/inbound/<step>.py): `process(job)` works
+    on files and only reads the database. A step that writes derives from
+    `InboundRecordingStep` instead and also has `record(tx, faxes)`, called inside the
+    batch's transaction with the faxes still going: it writes for all but those it
+    refuses, which it returns by fax id."""
 
-    name: str
-
-    async def process(self, job: InboundFaxJob) -> None: ...
-
-
-InboundStepFactory = Callable[[InboundContext], InboundStep]
+    def __init__(self, context: InboundContext) -> None:
+        self.context = context
 
 
-def build_inbound_pipeline(
-    names: Sequence[str], registry: Mapping[str, InboundStepFactory], context: InboundContext
-) -> tuple[InboundStep, ...]:
-    return build_pipeline(names, registry, context, setting="inbound.pipeline")
+class InboundRecordingStep(RecordingStep[InboundFaxJob], InboundStep):
+    """An inbound step with the second phase (see InboundStep)."""
 
 
 @dataclass
@@ -126,7 +122,7 @@ class InboundRunner(Runner):
     def __init__(
         self,
         queue: JobQueue,
-        steps: Sequence[InboundStep],
+        pipeline: Pipeline[InboundFaxJob],
         accounts: AccountViews,
         *,
         workers: int,
@@ -134,7 +130,8 @@ class InboundRunner(Runner):
         poll_seconds: float,
     ) -> None:
         super().__init__(queue, workers=workers, poll_seconds=poll_seconds)
-        self.steps = tuple(steps)
+        self.pipeline = pipeline
+        self.steps = pipeline.steps
         self.accounts = accounts
         self.batch_size = batch_size
 
@@ -175,7 +172,7 @@ class InboundRunner(Runner):
         """Run the steps' `process` for one fax (no database writes)."""
         token = current_job.set(job.id)
         fax = InboundFaxJob.model_validate(job.payload)
-        stage = self.queue_name
+        stage: str = self.queue_name
         try:
             for step in self.steps:
                 stage = step.name
@@ -239,13 +236,12 @@ class InboundRunner(Runner):
 
     async def _record(self, items: list[_Worked], tx: AsyncSession) -> None:
         """Every step's `record` for the faxes still going; a refused fax drops out."""
-        for step in self.steps:
-            record = getattr(step, "record", None)
-            if record is None or not items:
-                continue
+        for step in self.pipeline.recorders:
+            if not items:
+                break
             for item in items:
                 item.stage = step.name
-            refused = await record(tx, [item.fax for item in items])
+            refused = await step.record(tx, [item.fax for item in items])
             for item in items:
                 if item.fax.id in refused:
                     item.refusal = refused[item.fax.id]

@@ -19,9 +19,9 @@ from email import policy
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 
+from bridge.core.component import ServiceRecipient
 from bridge.core.db import Database
 from bridge.inbound.accounts import BounceKind, Bounces, OptOuts
-from bridge.smtp.recipients import ServiceRecipient
 
 log = logging.getLogger("bridge.inbound.mail")
 

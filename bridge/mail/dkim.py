@@ -1,8 +1,8 @@
 """DKIM: every mail the service sends is signed before it is stored in the outbox.
 
-Where it sits: the inbound component builds a `DkimSigner` at start-up from [dkim]
-and hands it to `Outbox.use_signer`; from then on `Outbox.enqueue` signs each message
-as it writes it to the spool, so the bytes the mail runner relays are the bytes that
+Where it sits: the composition root (bridge.services) builds one `DkimSigner` at
+start-up from [dkim] and gives it to the one Outbox it builds; `Outbox.enqueue` (and the
+inbound flow's MailStore) signs each message as it writes it to the spool, so the bytes the mail runner relays are the bytes that
 were signed. dkimpy does the signing: by default two signatures, rsa-sha256 (2048-bit)
 and ed25519-sha256 (RFC 8463, through PyNaCl), each under its own selector
 (`<selector>` for RSA, `<selector>-ed25519` unless [dkim] ed25519_selector says

@@ -32,11 +32,12 @@ class MailStore:
     spool, durably. Picklable (with its signer), so worker processes can do it
     (bridge.inbound.workpool)."""
 
-    def __init__(self, spool: Spool, *, mail_domain: str) -> None:
+    def __init__(self, spool: Spool, *, mail_domain: str, signer: Callable[[bytes], bytes] | None = None) -> None:
         self.spool = spool
         self.mail_domain = mail_domain
-        # DKIM (bridge.mail.dkim): set once at start-up by the inbound component.
-        self.signer: Callable[[bytes], bytes] | None = None
+        # DKIM (bridge.mail.dkim): chosen once by the composition root, before anything
+        # is stored; None when [dkim] is off.
+        self.signer = signer
 
     def store(
         self,
@@ -79,13 +80,11 @@ class MailStore:
 
 
 class Outbox:
-    def __init__(self, spool: Spool, queue: JobQueue, *, mail_domain: str) -> None:
+    def __init__(
+        self, spool: Spool, queue: JobQueue, *, mail_domain: str, signer: Callable[[bytes], bytes] | None = None
+    ) -> None:
         self.queue = queue
-        self.mails = MailStore(spool, mail_domain=mail_domain)
-
-    def use_signer(self, sign: Callable[[bytes], bytes]) -> None:
-        """Sign every message from now on, as it is stored (blocking; runs in a thread)."""
-        self.mails.signer = sign
+        self.mails = MailStore(spool, mail_domain=mail_domain, signer=signer)
 
     async def enqueue(
         self, tx: AsyncSession, message: EmailMessage, *, kind: str, about_job: str | None = None

@@ -135,3 +135,10 @@ class MailRunner(Runner):
         delay = delays[min(job.attempts, len(delays)) - 1]
         log.warning("mail delivery failed (%s); next try in %.0f s", error, delay)
         await self.queue.postpone(job.id, delay, str(error))
+
+
+def build_transport(settings: MailSettings, *, local_hostname: str) -> MailTransport:
+    """The transport `mail.transport` names: a relay over SMTP, or a local Maildir."""
+    if settings.transport == "smtp":
+        return SmtpRelayTransport(settings, local_hostname=local_hostname)
+    return MaildirTransport(settings.maildir_root)

@@ -1,11 +1,11 @@
-"""The money component: metering for the call runner, and the billing cycle loop.
+"""The money component: the billing cycle loop, and the money commands of `faxbridge`.
 
-Where it sits: listed in `bridge.app.COMPONENTS`. The app hands `metering` to the
-transmit component (bridge.outbound.transmit.MeteringProvider), which charges every attempt
-through it. At start, card charges a crash left pending are reconciled before any
-fax is taken in; then one loop runs the billing cycle every
-`money.billing_interval_seconds`, and makes top-ups as soon as a transaction writes
-one down (R-DEP-3).
+Where it sits: one line of the component table (bridge/components.py). It needs the
+app's one Metering (bridge.money.meter.METERING), which the composition root builds and
+also hands to the intake's meter step, the call runner and inbound delivery. At start,
+card charges a crash left pending are reconciled before any fax is taken in; then one
+loop runs the billing cycle every `money.billing_interval_seconds`, and makes a top-up
+as soon as any transaction, of any component, writes one down (R-DEP-3).
 """
 
 from __future__ import annotations
@@ -13,33 +13,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from bridge.core.component import ServiceMailHandler, Services
-from bridge.core.models import utcnow
-from bridge.core.runner import Runner
+from bridge.core.component import CommandGroups, Component, Provided
+from bridge.core.pipeline import StepFactory
+from bridge.money import cli
 from bridge.money.billing import BillingCycle
-from bridge.money.ledger import Clock
-from bridge.money.meter import Metering
+from bridge.money.meter import METERING
+
+if TYPE_CHECKING:
+    from bridge.services import Services
 
 log = logging.getLogger("bridge.money")
 
 
-class MoneyComponent:
+class MoneyComponent(Component):
     name = "money"
+    sections = ("money",)
+    needs = (METERING,)
 
-    def __init__(self, services: Services, *, clock: Clock = utcnow) -> None:
+    def __init__(self, services: Services, provided: Provided, steps: Mapping[str, StepFactory[Any, Any]]) -> None:
         self.services = services
-        self.metering = Metering(services.settings, services.db, clock=clock)
+        self.metering = provided.need(METERING)
         self.cycle = BillingCycle(services.settings, services.db, services.outbox, metering=self.metering)
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
-    def runners(self) -> Sequence[Runner]:
-        return ()
-
-    def service_mail_handlers(self) -> Mapping[str, ServiceMailHandler]:
-        return {}
+    @staticmethod
+    def add_commands(groups: CommandGroups) -> None:
+        cli.extend(groups.commands, dict(groups.groups))
 
     async def start(self) -> None:
         reconciled = await self.metering.payments.reconcile()

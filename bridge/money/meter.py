@@ -27,6 +27,7 @@ from sqlalchemy import event, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.accounts.models import Account
+from bridge.core.component import ServiceKey
 from bridge.core.db import Database
 from bridge.core.models import utcnow
 from bridge.core.refusal import Refusal
@@ -102,7 +103,13 @@ class Quote:
 
 
 class Metering:
-    """Quotes, holds and charges; constructed from the settings and the database."""
+    """Quotes, holds and charges; constructed from the settings and the database.
+
+    One per app: the composition root builds it and hands it to every component that
+    meters (the intake's meter step, the call runner, inbound delivery, the billing
+    cycle) under METERING, so a top-up any of them writes down wakes the one loop that
+    makes card charges (R-DEP-3).
+    """
 
     def __init__(
         self,
@@ -371,3 +378,7 @@ class Metering:
 def _month_start(moment: datetime) -> datetime:
     moment = moment.astimezone(UTC)
     return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+# The app's one Metering, as the composition root hands it over (bridge.core.component).
+METERING: ServiceKey[Metering] = ServiceKey("metering")

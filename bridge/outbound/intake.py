@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import select
 
 from bridge.accounts.senders import SenderIdentity
+from bridge.core.component import ServiceKey
 from bridge.core.db import Database
 from bridge.core.models import Job, utcnow
 from bridge.core.queue import JobQueue
@@ -248,3 +249,8 @@ def content_fingerprint(content: bytes) -> str:
             continue
         break
     return hashlib.sha256(content[position:]).hexdigest()
+
+
+# The app's one durable intake: built by the composition root for the SMTP front door;
+# the intake runner asks it whether mail is arriving (queue.defer_while_receiving_ms).
+SUBMISSIONS: ServiceKey[DurableIntake] = ServiceKey("durable intake")

@@ -2,8 +2,8 @@
 
 Where it sits: between the SMTP front door and the transmit queue. `IntakeRunner`
 claims `intake` jobs and runs the steps named in config `intake.pipeline` (STYLE: a
-pipeline is a tuple of step names), each a small class in handlers/ with one
-`async process(job)`. After each step the job is saved, so a restart resumes at the
+pipeline is a tuple of step names), each a small class in handlers/outbound/ that
+derives from `IntakeStep` and has one `async process(job)`. After each step the job is saved, so a restart resumes at the
 next step; steps are written to be safe to run again (idempotent).
 
 A step refuses a submission by raising `RejectSubmission` with the customer-facing
@@ -15,16 +15,16 @@ exception parks the job in `failed` with the stage and traceback, for an operato
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING
 
+from bridge.core.component import Provided
 from bridge.core.db import Database
 from bridge.core.models import Job
-from bridge.core.queue import REJECTED, JobQueue
+from bridge.core.pipeline import Pipeline, Step
+from bridge.core.queue import REJECTED, JobQueue, QueueName
 from bridge.core.refusal import Refusal
 from bridge.core.runner import Runner
-from bridge.core.settings import SettingsError
 from bridge.core.spool import Spool
 from bridge.mail.outbox import Outbox
 from bridge.outbound.jobs import FaxJob
@@ -41,10 +41,12 @@ class RejectSubmission(Refusal):
     what was wrong and what to do about it."""
 
 
-class Step(Protocol):
-    name: str
+class IntakeStep(Step[FaxJob]):
+    """A step of the intake pipeline (handlers/outbound/<step>.py): built with the
+    StepContext, it works on the submission's FaxJob."""
 
-    async def process(self, job: FaxJob) -> None: ...
+    def __init__(self, context: StepContext) -> None:
+        self.context = context
 
 
 @dataclass(frozen=True)
@@ -54,29 +56,9 @@ class StepContext:
     settings: Settings
     db: Database
     spool: Spool
-
-
-StepFactory = Callable[[StepContext], Step]
-
-C = TypeVar("C")
-S = TypeVar("S")
-
-
-def build_pipeline(
-    names: Sequence[str],
-    registry: Mapping[str, Callable[[C], S]],
-    context: C,
-    *,
-    setting: str = "intake.pipeline",
-) -> tuple[S, ...]:
-    """The steps named in config, built with `context`; SettingsError for an unknown name."""
-    unknown = [name for name in names if name not in registry]
-    if unknown:
-        raise SettingsError(
-            f"{setting} = {list(names)!r}: unknown step(s) {unknown};"
-            f" known steps: {sorted(registry)}"
-        )
-    return tuple(registry[name](context) for name in names)
+    # What other components provide (bridge.core.component): the meter step takes the
+    # app's one Metering from here.
+    provided: Provided
 
 
 class IntakeRunner(Runner):
@@ -88,21 +70,21 @@ class IntakeRunner(Runner):
     on to `next_queue`.
     """
 
-    queue_name = "intake"
+    queue_name = QueueName.INTAKE
 
     def __init__(
         self,
         queue: JobQueue,
-        steps: Sequence[Step],
+        pipeline: Pipeline[FaxJob],
         *,
-        next_queue: str,
+        next_queue: QueueName,
         outbox: Outbox,
         notices: Notices,
         workers: int,
         poll_seconds: float,
     ) -> None:
         super().__init__(queue, workers=workers, poll_seconds=poll_seconds)
-        self.steps = tuple(steps)
+        self.steps = pipeline.steps
         self.next_queue = next_queue
         self.outbox = outbox
         self.notices = notices

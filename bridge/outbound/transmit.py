@@ -29,15 +29,16 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.accounts.models import FaxNumber
-from bridge.core.component import Services
+from bridge.core.component import ServiceKey
+from bridge.core.db import Database
 from bridge.core.models import Job, utcnow
-from bridge.core.queue import DONE, FAILED, QUEUED, WAITING, JobQueue
+from bridge.core.queue import DONE, FAILED, QUEUED, WAITING, JobQueue, JobState
 from bridge.core.runner import Runner
 from bridge.faxline import (
     CallOutcome,
@@ -45,14 +46,16 @@ from bridge.faxline import (
     CallResult,
     FaxDocumentError,
     FaxLine,
-    InboundFax,
     LineClosed,
 )
 from bridge.outbound.dialplan import DialPlan
 from bridge.outbound.jobs import QUEUE_CALL, QUEUE_TRANSMIT, CallJob, FaxJob
 from bridge.outbound.models import CallAttempt
-from bridge.outbound.notices import CallReport
+from bridge.outbound.notices import CallReport, Notices
 from bridge.outbound.settings import TransmitSettings
+
+if TYPE_CHECKING:
+    from bridge.services import Services
 
 log = logging.getLogger("bridge.transmit")
 
@@ -60,14 +63,18 @@ log = logging.getLogger("bridge.transmit")
 LINE_UNAVAILABLE_RETRY_SECONDS = 30.0
 
 
-class Metering(Protocol):
-    """What the transmit queue needs from money (bridge.money), when it is there."""
+class CallMetering(Protocol):
+    """What the call runner needs from money: bridge.money.meter.Metering is one, and the
+    composition root hands the app's one Metering over under CALL_METERING."""
 
     async def charge_attempt(self, tx: AsyncSession, *, job: FaxJob, attempt: CallAttempt) -> int: ...
 
     async def settle(self, tx: AsyncSession, *, job: FaxJob) -> None: ...
 
     def format_money(self, minor: int) -> str: ...
+
+
+CALL_METERING: ServiceKey[CallMetering] = ServiceKey("metering of fax calls")
 
 
 class TransmitRunner(Runner):
@@ -109,11 +116,13 @@ class CallRunner(Runner):
         line: FaxLine,
         *,
         workers: int,
-        metering: Metering | None = None,
+        notices: Notices,
+        metering: CallMetering | None = None,
     ) -> None:
         super().__init__(services.queue, workers=workers, poll_seconds=services.settings.queue.poll_seconds)
         self.services = services
         self.line = line
+        self.notices = notices
         self.settings: TransmitSettings = services.settings.transmit
         self.dial_plan = DialPlan(self.settings)
         self.metering = metering
@@ -198,7 +207,7 @@ class CallRunner(Runner):
                 log.info("%s: %s; attempt %d of %d in %.0f s", call.number, result.outcome.value, attempt_no + 1, self.settings.max_attempts, delay)
         log.info("%s: attempt %d %s, %d page(s), %.0f s on the line", call.number, attempt_no, result.outcome.value, result.pages_sent, result.line_seconds)
 
-    async def _finish(self, job_id: str, call: CallJob, fax: FaxJob, *, state: str) -> None:
+    async def _finish(self, job_id: str, call: CallJob, fax: FaxJob, *, state: JobState) -> None:
         async with self.queue.db.transaction() as tx:
             owned = await self.queue.owned(tx, job_id)
             owned.payload = call.model_dump(mode="json")
@@ -238,7 +247,7 @@ class CallRunner(Runner):
             for c in calls
         ]
         pdf = await asyncio.to_thread(Path(fax.rendered.pdf_path).read_bytes) if fax.rendered else None
-        receipt = self.services.notices.receipt(fax, reports, pdf)
+        receipt = self.notices.receipt(fax, reports, pdf)
         await self.services.outbox.enqueue(tx, receipt, kind="receipt", about_job=fax.id)
         parent.state = DONE
         parent.stage = "sent" if all(c.outcome == CallOutcome.COMPLETED for c in calls) else "finished"
@@ -266,67 +275,11 @@ class CallRunner(Runner):
         return number or self.services.settings.render.station_number
 
 
-@runtime_checkable
-class InboundFaxSink(Protocol):
-    """A component that takes faxes received on the service's numbers (inbound)."""
-
-    async def accept_inbound_fax(self, fax: InboundFax) -> None: ...
-
-
-@runtime_checkable
-class MeteringProvider(Protocol):
-    """A component that meters calls (money)."""
-
-    metering: Metering
-
-
-class TransmitComponent:
-    """The fax line and the transmit/call runners, as one part of the app."""
-
-    name = "transmit"
-
-    def __init__(
-        self,
-        services: Services,
-        line: FaxLine,
-        *,
-        channels: int,
-        metering: Metering | None = None,
-        inbound: InboundFaxSink | None = None,
-    ) -> None:
-        self.services = services
-        self.line = line
-        self.inbound = inbound
-        poll = services.settings.queue.poll_seconds
-        self._runners = [
-            TransmitRunner(services.queue, workers=1, poll_seconds=poll),
-            CallRunner(services, line, workers=channels, metering=metering),
-        ]
-
-    def runners(self) -> Sequence[Runner]:
-        return self._runners
-
-    def service_mail_handlers(self) -> dict[str, object]:
-        return {}
-
-    async def start(self) -> None:
-        await self.line.start(self._on_inbound)
-
-    async def stop(self) -> None:
-        await self.line.close()
-
-    async def _on_inbound(self, fax: InboundFax) -> None:
-        if self.inbound is None:
-            log.error("fax received on %s from %s, but no inbound pipeline is configured; kept at %s", fax.to_number, fax.caller_number or "unknown", fax.tiff_path)
-            return
-        await self.inbound.accept_inbound_fax(fax)
-
-
-def service_number_lookup(services: Services) -> Callable[[str], Awaitable[bool]]:
+def service_number_lookup(db: Database) -> Callable[[str], Awaitable[bool]]:
     """For the virtual line's dial plan: is this one of the service's own numbers?"""
 
     async def is_service_number(e164: str) -> bool:
-        async with services.db.reading() as session:
+        async with db.reading() as session:
             return await session.scalar(select(FaxNumber.id).where(FaxNumber.e164 == e164)) is not None
 
     return is_service_number

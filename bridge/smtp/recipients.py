@@ -11,8 +11,9 @@ Accepted forms at a fax domain (config `service.fax_domains`):
     prefix is read in `service.default_region`.
   * RFC 3192 `FAX=+<number>@domain`, with an optional `/T33S=<subaddress>` (kept, not
     dialled: the virtual line has no sub-addressing).
-  * service addresses from `SERVICE_ROUTES`; one whose handler is not built yet is
-    refused like any unknown address (550 5.1.1).
+  * the service addresses the components declare (bridge.core.component.ServiceAddress:
+    `unsubscribe+TOKEN@`, `bounces+TOKEN@`, ...); any other local part is refused like
+    an unknown address (550 5.1.1).
 Any other domain is refused with 550 5.7.1 Relay access denied: faxbridge is never an
 open relay. Numbers are normalised to E.164 with `phonenumbers`.
 """
@@ -20,24 +21,15 @@ open relay. Numbers are normalised to E.164 with `phonenumbers`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 import phonenumbers
 from phonenumbers import ValidationResult
 
+from bridge.core.component import ServiceRecipient
 from bridge.smtp import statuses
 
-# Local parts of the service addresses later stages serve. `+TOKEN` forms carry a token.
-SERVICE_ROUTES: dict[str, bool] = {
-    # name: takes a +TOKEN
-    "signup": False,
-    "account": False,
-    "abuse": False,
-    "broadcast": False,
-    "unsubscribe": True,
-    "bounces": True,
-}
 
 # How many distinct RCPT addresses resolve() remembers before it starts afresh.
 ANSWER_CACHE_SIZE = 10_000
@@ -61,13 +53,6 @@ class FaxRecipient:
     subaddress: str | None = None
 
 
-@dataclass(frozen=True)
-class ServiceRecipient:
-    address: str
-    service: str
-    token: str | None = None
-
-
 Recipient = FaxRecipient | ServiceRecipient
 
 
@@ -86,12 +71,13 @@ class RecipientGrammar:
         self,
         fax_domains: Collection[str],
         default_region: str,
-        served_routes: Collection[str] = (),
+        served_routes: Mapping[str, bool] | None = None,
         refuse_number: Callable[[str], str | None] | None = None,
     ) -> None:
         self.fax_domains = frozenset(d.lower() for d in fax_domains)
         self.default_region = default_region
-        self.served_routes = frozenset(served_routes)
+        # local part -> whether it takes a +TOKEN (bridge.core.component.ServiceAddress)
+        self.served_routes = dict(served_routes or {})
         # The dial plan's veto (bridge.outbound.dialplan): a reason, or None to accept.
         self.refuse_number = refuse_number
         self._answers: dict[str, Recipient | RecipientRefused] = {}
@@ -171,9 +157,9 @@ class RecipientGrammar:
 
     def _service(self, address: str, local: str) -> ServiceRecipient:
         name, plus, token = local.lower().partition("+")
-        takes_token = SERVICE_ROUTES.get(name)
+        takes_token = self.served_routes.get(name)
         unknown = statuses.ERR_550_UNKNOWN_ADDRESS.format(address=address)
-        if takes_token is None or name not in self.served_routes:
+        if takes_token is None:
             raise RecipientRefused(unknown)
         if takes_token:
             original_token = local.partition("+")[2]

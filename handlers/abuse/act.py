@@ -9,10 +9,10 @@ reporters reach the threshold (bridge.abuse.cases).
 from __future__ import annotations
 
 from bridge.abuse import cases
-from bridge.abuse.pipeline import AbuseContext, AbuseJob
+from bridge.abuse.pipeline import AbuseContext, AbuseJob, AbuseStep
 
 
-class Act:
+class Act(AbuseStep):
     """Record the report, open or extend the case, mail the people concerned."""
 
     name = "act"

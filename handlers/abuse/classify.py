@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 
 from bridge.abuse.parsing import Unreadable, read_report
-from bridge.abuse.pipeline import AbuseContext, AbuseJob
+from bridge.abuse.pipeline import AbuseContext, AbuseJob, AbuseStep
 
 
-class Classify:
+class Classify(AbuseStep):
     """Tell what kind of report this is (ARF, attached, inline, junk fax, complaint)."""
 
     name = "classify"

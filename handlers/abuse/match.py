@@ -8,10 +8,10 @@ inventory (FaxNumber) says which are the service's and which account holds them.
 from __future__ import annotations
 
 from bridge.abuse.matching import holders
-from bridge.abuse.pipeline import AbuseContext, AbuseJob
+from bridge.abuse.pipeline import AbuseContext, AbuseJob, AbuseStep
 
 
-class MatchNumbers:
+class MatchNumbers(AbuseStep):
     """Find the numbers in the report and look them up in the inventory."""
 
     name = "match"

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from bridge.inbound.jobs import InboundFaxJob
 from bridge.inbound.messages import Footers
-from bridge.inbound.pipeline import InboundContext, RejectInbound
+from bridge.inbound.pipeline import InboundContext, InboundStep, RejectInbound
 
 
-class Decorate:
+class Decorate(InboundStep):
     """Decide the footer: promotional block and opt-out, or the postal address only."""
 
     name = "decorate"

@@ -31,7 +31,7 @@ from bridge.inbound.accounts import AccountView, verp_sender
 from bridge.inbound.jobs import InboundFaxJob
 from bridge.inbound.messages import fax_mail
 from bridge.inbound.models import DELIVERED, InboundFaxRecord
-from bridge.inbound.pipeline import InboundContext, InboundMetering, RejectInbound
+from bridge.inbound.pipeline import InboundContext, InboundMetering, InboundRecordingStep, RejectInbound
 from bridge.inbound.workpool import WorkContext
 from bridge.mail.mime import Attachment
 from bridge.mail.outbox import StoredMail
@@ -40,7 +40,7 @@ from bridge.money.meter import Reception
 log = logging.getLogger("bridge.inbound")
 
 
-class Deliver:
+class Deliver(InboundRecordingStep):
     """Store the fax mail for every working delivery address; queue them and charge."""
 
     name = "deliver"

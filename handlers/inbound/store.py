@@ -16,13 +16,13 @@ from pathlib import Path
 
 from bridge.core.spool import fsync_directory
 from bridge.inbound.jobs import InboundFaxJob
-from bridge.inbound.pipeline import InboundContext
+from bridge.inbound.pipeline import InboundContext, InboundStep
 from bridge.inbound.workpool import WorkContext
 
 log = logging.getLogger("bridge.inbound")
 
 
-class Store:
+class Store(InboundStep):
     """Move the received TIFF into the account's part of the message center."""
 
     name = "store"

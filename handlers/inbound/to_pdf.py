@@ -14,14 +14,14 @@ from pathlib import Path
 
 from bridge.core.spool import write_durably
 from bridge.inbound.jobs import InboundFaxJob
-from bridge.inbound.pipeline import InboundContext
+from bridge.inbound.pipeline import InboundContext, InboundStep
 from bridge.inbound.workpool import WorkContext
 from renderers import fax_tiff_to_pdf
 
 log = logging.getLogger("bridge.inbound")
 
 
-class ToPdf:
+class ToPdf(InboundStep):
     """Make <fax id>.pdf from the stored TIFF without re-encoding it."""
 
     name = "to-pdf"

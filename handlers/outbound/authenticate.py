@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from bridge.accounts.senders import SenderCheck, SenderRefused
 from bridge.outbound.jobs import FaxJob
-from bridge.outbound.pipeline import RejectSubmission, StepContext
+from bridge.outbound.pipeline import IntakeStep, RejectSubmission, StepContext
 
 
-class Authenticate:
+class Authenticate(IntakeStep):
     """Refuse the job unless its sender is a registered address of an active account."""
 
     name = "authenticate"

@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import logging
 
-from bridge.money.meter import Metering, PaymentRefused
+from bridge.money.meter import METERING, PaymentRefused
 from bridge.outbound.jobs import FaxJob
-from bridge.outbound.pipeline import RejectSubmission, StepContext
+from bridge.outbound.pipeline import IntakeStep, RejectSubmission, StepContext
 
 log = logging.getLogger("bridge.meter")
 
 
-class Meter:
+class Meter(IntakeStep):
     """Reserve the job's cost against the sender's deposit (R-DEP-2)."""
 
     name = "meter"
 
     def __init__(self, context: StepContext) -> None:
-        self.metering = Metering(context.settings, context.db)
+        super().__init__(context)
+        self.metering = context.provided.need(METERING)  # the app's one Metering
 
     async def process(self, job: FaxJob) -> None:
         try:

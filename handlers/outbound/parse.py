@@ -24,7 +24,7 @@ from email.parser import BytesParser
 from pathlib import Path
 
 from bridge.outbound.jobs import Attachment, FaxJob
-from bridge.outbound.pipeline import RejectSubmission, StepContext
+from bridge.outbound.pipeline import IntakeStep, RejectSubmission, StepContext
 from renderers import detect_type
 
 log = logging.getLogger("handlers.parse")
@@ -36,7 +36,7 @@ NOTHING_TO_FAX = (
 )
 
 
-class Parse:
+class Parse(IntakeStep):
     """Split the message into body text, HTML body and attachments stored on disk."""
 
     name = "parse"

@@ -31,7 +31,7 @@ from sqlalchemy import select
 
 from bridge.accounts.models import Account, FaxNumber
 from bridge.outbound.jobs import FaxJob, RenderedDocument
-from bridge.outbound.pipeline import RejectSubmission, StepContext
+from bridge.outbound.pipeline import IntakeStep, RejectSubmission, StepContext
 from renderers import (
     ACCEPTED_TYPES_TEXT,
     CoverPage,
@@ -50,7 +50,7 @@ _NO_COVER = re.compile(r"\bnocover\b", re.I)
 _STANDARD = re.compile(r"\bstandard\b", re.I)
 
 
-class Render:
+class Render(IntakeStep):
     """Render the job's documents into one TIFF-F fax and a PDF preview."""
 
     name = "render"

@@ -109,7 +109,7 @@ def make_every_template(running: Running, one_page: Path) -> OutgoingMail:
     _smtp(running, "alice@example.com", f"{REMOTE}@{FAX_DOMAIN}", invoice.as_bytes())
     receipt = _one(running, "alice@example.com", "Sent: Invoice 2291", timeout=120)
 
-    signer = running.inbound.signer
+    signer = running.signer
     assert signer is not None
     return OutgoingMail(
         templates={

@@ -16,7 +16,7 @@ from typing import Any
 
 from bridge.faxline.base import CallRequest, CallResult
 from bridge.inbound.component import InboundComponent
-from bridge.outbound.transmit import TransmitComponent
+from bridge.mail.dkim import DkimSigner
 from tests.conftest import register
 from tests.support import Site, ThreadedServer, free_port, wait_for
 
@@ -79,16 +79,24 @@ class Running:
         return next(c for c in self.server.app.components if isinstance(c, InboundComponent))
 
     @property
+    def signer(self) -> DkimSigner | None:
+        """The app's one DKIM signer (built by the composition root)."""
+        assert self.server.app.services is not None
+        return self.server.app.services.signer
+
+    @property
     def http_base(self) -> str:
-        assert self.inbound.web is not None and self.inbound.web.port
-        return f"http://127.0.0.1:{self.inbound.web.port}"
+        web = self.server.app.web
+        assert web is not None and web.port
+        return f"http://127.0.0.1:{web.port}"
 
     def run(self, coroutine: Any, timeout: float = 60) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.server.loop).result(timeout)
 
     def fax_to(self, number: str, tiff: Path, *, caller: str = CALLER, station: str = STATION) -> CallResult:
         """A real T.30 call from a virtual fax machine to a service number."""
-        line = next(c for c in self.server.app.components if isinstance(c, TransmitComponent)).line
+        line = self.server.app.line
+        assert line is not None
         request = CallRequest(to_number=number, tiff_path=tiff, caller_number=caller, station_id=station, job_id="test-call")
         return self.run(line.place_call(request))
 

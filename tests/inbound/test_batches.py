@@ -23,22 +23,25 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import handlers.inbound
+from bridge.accounts.models import Account, FaxNumber
 from bridge.accounts.senders import create_account
-from bridge.core.component import Services
+from bridge.services import Services
+from bridge.core.component import Provided
 from bridge.core.db import Database
+from bridge.core.pipeline import steps_in
+from bridge.core.models import Job
+from bridge.core.queue import DONE, FAILED, REJECTED, JobQueue
+from bridge.core.spool import Spool
 from bridge.faxline.base import InboundFax
 from bridge.inbound import intake as intake_module
 from bridge.inbound.component import InboundComponent
 from bridge.inbound.jobs import QUEUE_INBOUND
 from bridge.inbound.models import BLOCKED, DELIVERED, QUEUED, UNDELIVERABLE, UNROUTED, BlockedSender, InboundFaxRecord
-from bridge.inbound.pipeline import InboundRunner
+from bridge.inbound.pipeline import InboundRunner, InboundStep
 from bridge.mail.jobs import QUEUE_MAIL
-from bridge.accounts.models import Account, FaxNumber
-from bridge.core.models import Job
-from bridge.money.meter import Metering, Reception
+from bridge.money.meter import METERING, Metering, Reception
 from bridge.money.models import UsageRecord
-from bridge.core.queue import DONE, FAILED, REJECTED, JobQueue
-from bridge.core.spool import Spool
 from tests.support import Site
 
 
@@ -134,7 +137,9 @@ async def inbound(request: pytest.FixtureRequest, tmp_path: Path, three_pages: P
     settings = site.settings()
     services = await Services.open(settings, upgrade=True)
     metering = FlakyMetering(Metering(settings, services.db))
-    component = InboundComponent(services, metering=metering)  # type: ignore[arg-type]
+    provided = Provided()
+    provided.provide(METERING, metering)  # type: ignore[arg-type]  # a Metering that fails on demand
+    component = InboundComponent(services, provided, steps_in(handlers.inbound, InboundStep))
     await component.start()
     try:
         yield Inbound(site, services.db, services.queue, services.spool, component, metering, three_pages)
@@ -146,7 +151,7 @@ async def inbound(request: pytest.FixtureRequest, tmp_path: Path, three_pages: P
 async def test_a_batch_delivers_each_fax_once_and_nothing_to_an_account_closed_meanwhile_r_num_2(
     inbound: Inbound, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    kept, kept_number = await inbound.account(1)
+    _, kept_number = await inbound.account(1)
     closed_early, early_number = await inbound.account(2)
     closed_late, late_number = await inbound.account(3)
     delivered = [await inbound.receive(kept_number) for _ in range(3)]
@@ -257,7 +262,7 @@ async def test_a_fax_the_intake_cannot_take_goes_back_to_the_line_and_is_taken_w
 
 
 async def test_a_fax_whose_books_fail_is_parked_alone_and_delivered_once_when_retried(inbound: Inbound) -> None:
-    account, number = await inbound.account(1)
+    _, number = await inbound.account(1)
     faxes = [await inbound.receive(number) for _ in range(4)]
     stuck = faxes[2]
     inbound.metering.failing = {stuck}
@@ -291,7 +296,7 @@ class Crash(BaseException):
 async def test_a_crash_before_the_commit_repeats_the_work_but_no_mail_and_no_charge(
     inbound: Inbound, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    account, number = await inbound.account(1)
+    _, number = await inbound.account(1)
     faxes = [await inbound.receive(number) for _ in range(3)]
     commit = InboundRunner._commit
 

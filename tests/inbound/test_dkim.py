@@ -151,8 +151,8 @@ def test_keys_are_generated_once_and_kept_with_a_selector_each(running: Running)
 
     settings = running.site.settings()
     again = load_or_create_signer(settings.dkim, var_dir=settings.paths.var_dir, default_domain="fax.test")
-    assert running.inbound.signer is not None
-    assert again.dns_records() == running.inbound.signer.dns_records()
+    assert running.signer is not None
+    assert again.dns_records() == running.signer.dns_records()
     records = dict(again.dns_records())
     assert records["faxbridge._domainkey.fax.test"].startswith("v=DKIM1; k=rsa; p=")
     assert records["faxbridge-ed25519._domainkey.fax.test"].startswith("v=DKIM1; k=ed25519; p=")
@@ -160,8 +160,8 @@ def test_keys_are_generated_once_and_kept_with_a_selector_each(running: Running)
 
 def test_dkim_keygen_prints_both_keys_spf_and_dmarc(running: Running) -> None:
     out = running.site.cli("dkim", "keygen").stdout
-    assert running.inbound.signer is not None
-    for name, value in running.inbound.signer.dns_records():
+    assert running.signer is not None
+    for name, value in running.signer.dns_records():
         assert f'{name}. IN TXT "{value}"' in out
     assert "k=rsa" in out and "k=ed25519" in out
     assert 'fax.test. IN TXT "v=spf1' in out and '_dmarc.fax.test. IN TXT "v=DMARC1;' in out

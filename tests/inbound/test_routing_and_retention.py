@@ -156,7 +156,7 @@ def test_the_cli_lists_exports_blocks_and_prints_dns_records(running: Running, o
     running.site.cli("inbound", "block", str(account), "--caller", CALLER)
     assert running.site.query("SELECT kind, value FROM blocked_senders")[0]["value"] == CALLER
     records = running.site.cli("dkim", "keygen").stdout
-    assert running.inbound.signer is not None
-    for name, value in running.inbound.signer.dns_records():
+    assert running.signer is not None
+    for name, value in running.signer.dns_records():
         assert f'{name}. IN TXT "{value}"' in records
     assert "v=spf1" in records and "_dmarc.fax.test" in records

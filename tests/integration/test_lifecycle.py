@@ -11,9 +11,18 @@ import smtplib
 from pathlib import Path
 
 from bridge.outbound.jobs import FaxJob
-from bridge.outbound.pipeline import StepContext
+from bridge.outbound.pipeline import IntakeStep, StepContext
 from tests.conftest import register
-from tests.support import past_intake, FAX_DOMAIN, MINIMAL_PDF, ServerProcess, Site, ThreadedServer, fax_message, wait_for
+from tests.support import (
+    FAX_DOMAIN,
+    MINIMAL_PDF,
+    ServerProcess,
+    Site,
+    ThreadedServer,
+    fax_message,
+    past_intake,
+    wait_for,
+)
 
 NUMBER = f"+12125550100@{FAX_DOMAIN}"
 
@@ -77,7 +86,7 @@ def test_sigterm_stops_accepting_and_leaves_nothing_running(site):
         pass
 
 
-class ExplodeUntilFixed:
+class ExplodeUntilFixed(IntakeStep):
     """A test step that fails like a bug would, until its marker file exists."""
 
     name = "explode"
@@ -93,10 +102,7 @@ class ExplodeUntilFixed:
 def test_exception_in_a_step_parks_the_job_failed_and_jobs_retry_runs_it_again(tmp_path):
     site = Site(tmp_path, extra='[intake]\npipeline = ["authenticate", "explode", "parse", "render"]\n').write()
     register(site, "alice@example.com")
-    from handlers.outbound.registry import INTAKE_STEPS
-
-    steps = {**INTAKE_STEPS, "explode": ExplodeUntilFixed}
-    server = ThreadedServer(site.settings(), intake_steps=steps).start()
+    server = ThreadedServer(site.settings(), extra_steps={"outbound": {"explode": ExplodeUntilFixed}}).start()
     try:
         [job_id] = submit_many(site, "alice@example.com", 1)
         job = wait_for(lambda: (j := site.job(job_id))["state"] == "failed" and j, what="the job to fail")
