@@ -4,6 +4,11 @@ Where it sits: the SMTP intake enqueues an `intake` job in the transaction that 
 the submission; the intake runner claims it, runs the pipeline and moves it on to the
 next queue (`transmit`); notices go through the `mail` queue. Later stages add queues.
 
+Queue names and job states are the enums below, not free strings: a queue named in
+the configuration (`intake.next_queue`) is checked against `QueueName` at start, so a
+typo stops start-up instead of stranding every job in a queue no runner reads. The
+database column stays a plain string (a StrEnum member is its value).
+
 A job is claimed with a lease (owner + expiry). Every later write about the job names
 the owner, so a worker that lost its lease (it stalled past the expiry and someone else
 took the job) cannot overwrite the new owner's work. A worker that dies simply stops
@@ -21,6 +26,7 @@ import socket
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
@@ -32,10 +38,37 @@ from bridge.core.models import Job, utcnow
 
 log = logging.getLogger("bridge.queue")
 
-QUEUED, RUNNING, DONE, REJECTED, FAILED = "queued", "running", "done", "rejected", "failed"
-# A job whose work continues in child jobs (a fax waiting for its calls): not claimable.
-WAITING = "waiting"
-JOB_STATES = (QUEUED, RUNNING, WAITING, DONE, REJECTED, FAILED)
+
+class JobState(StrEnum):
+    """Where a job is in its life (the `jobs.state` column)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    # A job whose work continues in child jobs (a fax waiting for its calls): not claimable.
+    WAITING = "waiting"
+    DONE = "done"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+
+class QueueName(StrEnum):
+    """The product's queues (the `jobs.queue` column); a runner reads each one.
+
+    A new flow that needs a queue adds it here, so that configuration naming it is
+    checked at start like any other.
+    """
+
+    INTAKE = "intake"  # accepted submissions, through the intake pipeline (bridge.outbound)
+    TRANSMIT = "transmit"  # rendered faxes waiting for their calls (bridge.outbound.transmit)
+    CALL = "call"  # one call of a fax to one number (bridge.outbound.transmit)
+    MAIL = "mail"  # every mail the service sends (bridge.mail)
+    INBOUND = "inbound"  # received faxes, through the inbound pipeline (bridge.inbound)
+
+
+# The names the code used before the enums; each is the enum member itself.
+QUEUED, RUNNING, WAITING = JobState.QUEUED, JobState.RUNNING, JobState.WAITING
+DONE, REJECTED, FAILED = JobState.DONE, JobState.REJECTED, JobState.FAILED
+JOB_STATES = tuple(JobState)
 
 
 class LeaseLost(Exception):
@@ -52,13 +85,14 @@ class JobQueue:
         self.db = db
         self.lease = timedelta(seconds=lease_seconds)
         self.owner = owner or process_owner()
+        # Keyed by plain strings: a job read back from the database names its queue as one.
         self._wakeups: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
 
     # --- putting work in -------------------------------------------------------------
     @staticmethod
     def add(
         tx: AsyncSession,
-        queue: str,
+        queue: QueueName,
         payload: BaseModel,
         *,
         job_id: str,
@@ -81,7 +115,7 @@ class JobQueue:
 
     @staticmethod
     def new_row(
-        queue: str, payload: BaseModel, *, job_id: str, submission_id: str | None = None
+        queue: QueueName, payload: BaseModel, *, job_id: str, submission_id: str | None = None
     ) -> dict[str, Any]:
         """The column values of a new queued job, for bulk inserts (the intake's)."""
         now = utcnow()
@@ -92,11 +126,11 @@ class JobQueue:
             created_at=now, updated_at=now,
         )
 
-    def wake(self, queue: str) -> None:
+    def wake(self, queue: QueueName) -> None:
         """Tell this process's runner of `queue` that there is work (after a commit)."""
         self._wakeups[queue].set()
 
-    async def wait_for_work(self, queue: str, timeout: float) -> None:
+    async def wait_for_work(self, queue: QueueName, timeout: float) -> None:
         event = self._wakeups[queue]
         try:
             await asyncio.wait_for(event.wait(), timeout)
@@ -105,12 +139,12 @@ class JobQueue:
         event.clear()
 
     # --- taking work out -------------------------------------------------------------
-    async def claim(self, queue: str) -> Job | None:
+    async def claim(self, queue: QueueName) -> Job | None:
         """Take the next due job of `queue`, or a running one whose lease ran out."""
         jobs = await self.claim_many(queue, 1)
         return jobs[0] if jobs else None
 
-    async def claim_many(self, queue: str, limit: int) -> list[Job]:
+    async def claim_many(self, queue: QueueName, limit: int) -> list[Job]:
         """Take up to `limit` due jobs of `queue` (oldest first) in one transaction.
 
         Runners that commit a batch of jobs together (the inbound runner) claim them
@@ -178,7 +212,7 @@ class JobQueue:
             job.lease_until = utcnow() + self.lease
 
     @staticmethod
-    def finish(job: Job, state: str, *, error: str | None = None, rule: str | None = None) -> None:
+    def finish(job: Job, state: JobState, *, error: str | None = None, rule: str | None = None) -> None:
         """Mark an owned job done, rejected or failed (inside the caller's transaction)."""
         job.state = state
         job.lease_owner = None
@@ -187,7 +221,7 @@ class JobQueue:
         job.rule = rule
 
     @staticmethod
-    def move(job: Job, queue: str, payload: BaseModel, *, not_before: datetime | None = None) -> None:
+    def move(job: Job, queue: QueueName, payload: BaseModel, *, not_before: datetime | None = None) -> None:
         """Hand an owned job to the next queue, as a fresh queued job there."""
         job.queue = queue
         job.state = QUEUED
@@ -224,7 +258,7 @@ class JobQueue:
             job.lease_until = None
             job.last_error = None
             job.rule = None
-        self.wake(job.queue)
+        self._wakeups[job.queue].set()
         return job
 
     async def release_mine(self) -> int:

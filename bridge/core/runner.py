@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from bridge.core.logcontext import current_job
 from bridge.core.models import Job
-from bridge.core.queue import FAILED, JobQueue, LeaseLost
+from bridge.core.queue import FAILED, JobQueue, LeaseLost, QueueName
 
 log = logging.getLogger("bridge.runner")
 
@@ -31,7 +31,7 @@ DEFER_CHECK_SECONDS = 0.05
 
 
 class Runner(ABC):
-    queue_name: str
+    queue_name: QueueName
     # Jobs claimed at once; more than 1 only for runners that override handle_batch.
     batch_size = 1
 

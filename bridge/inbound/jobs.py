@@ -11,9 +11,10 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bridge.core.queue import QueueName
 from bridge.mail.outbox import StoredMail
 
-QUEUE_INBOUND = "inbound"
+QUEUE_INBOUND = QueueName.INBOUND
 
 
 class Footer(BaseModel):

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-QUEUE_MAIL = "mail"
+from bridge.core.queue import QueueName
+
+QUEUE_MAIL = QueueName.MAIL
 
 
 class OutgoingMail(BaseModel):

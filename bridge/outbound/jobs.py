@@ -12,10 +12,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bridge.core.queue import QueueName
 
-QUEUE_INTAKE = "intake"
-QUEUE_TRANSMIT = "transmit"
-QUEUE_CALL = "call"
+QUEUE_INTAKE, QUEUE_TRANSMIT, QUEUE_CALL = QueueName.INTAKE, QueueName.TRANSMIT, QueueName.CALL
 
 
 class Attachment(BaseModel):

@@ -12,12 +12,14 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from bridge.core.queue import QueueName
 from bridge.core.settings import Section as _Section
 
 
 class IntakeSettings(_Section):
     pipeline: tuple[str, ...] = Field(min_length=1)
-    next_queue: str
+    # Checked at start: a queue no runner reads would strand every fax.
+    next_queue: QueueName
     duplicate_window_hours: float = Field(ge=0)
 
 class RenderSettings(_Section):

@@ -66,6 +66,15 @@ def test_invalid_configuration_names_the_key_the_value_and_what_is_allowed(tmp_p
     assert expected in str(refused.value)
 
 
+def test_a_misspelt_next_queue_is_refused_at_start_naming_the_queues_there_are():
+    # A queue no runner reads would strand every accepted fax there.
+    with pytest.raises(SettingsError) as refused:
+        load_settings(environ={"FAXBRIDGE__INTAKE__NEXT_QUEUE": "transmitt"})
+    assert "intake.next_queue = 'transmitt': Input should be 'intake', 'transmit', 'call', 'mail' or 'inbound'" in str(
+        refused.value
+    )
+
+
 def test_serve_refuses_to_start_on_a_bad_configuration(tmp_path):
     site = tmp_path / "site.toml"
     site.write_text('[queue]\nlease_seconds = -1\n')

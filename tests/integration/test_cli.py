@@ -56,3 +56,11 @@ def test_serve_with_an_unknown_event_loop_says_so_and_exits_2(site: Site, monkey
     assert result.returncode == 2
     assert "FAXBRIDGE_EVENT_LOOP='tokio'" in result.stderr and "uvloop, asyncio" in result.stderr
     assert "Traceback" not in result.stderr and "never awaited" not in result.stderr
+
+
+def test_serve_with_a_misspelt_next_queue_says_so_and_exits_2(site: Site, monkeypatch):
+    monkeypatch.setenv("FAXBRIDGE__INTAKE__NEXT_QUEUE", "transmitt")
+    result = site.cli("serve", check=False)
+    assert result.returncode == 2
+    assert "intake.next_queue = 'transmitt'" in result.stderr and "'transmit'" in result.stderr
+    assert "Traceback" not in result.stderr
