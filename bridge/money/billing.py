@@ -33,6 +33,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.accounts.models import Account
+from bridge.accounts.state import AccountState, HoldReason, place_hold
 from bridge.core.db import Database
 from bridge.mail.outbox import Outbox
 from bridge.money.meter import Metering
@@ -111,15 +112,23 @@ class BillingCycle:
         await tx.flush()
         return True
 
-    async def _suspend(self, tx: AsyncSession, account: Account, *, key: str, what: str, reason: str) -> None:
-        """R-DEP-8: suspended after a declined charge or a chargeback, and told."""
-        if account.state != "active":
+    async def _suspend(
+        self, tx: AsyncSession, account: Account, hold: HoldReason, *, key: str, what: str, reason: str
+    ) -> None:
+        """R-DEP-8: suspended after a declined charge or a chargeback, and told.
+
+        The hold is placed even when something else (an abuse case, an operator) has
+        suspended the account already, so that lifting that one leaves this one; the
+        customer is told when the account becomes suspended."""
+        if account.state == AccountState.CLOSED:
             return
         if not await self._event(tx, account.id, "suspended", f"suspend:{key}", f"{what} ({reason})"):
             return
-        account.state = "suspended"
-        log.warning("account %s suspended: %s (%s)", account.id, what, reason)
-        await self._notify(tx, self.notices.suspended(account, what=what, reason=reason), "account-suspended")
+        was = account.state
+        await place_hold(tx, account, hold, rule="R-DEP-8", ref=key, by="billing", note=f"{what} ({reason})")
+        log.warning("account %s held (%s): %s (%s)", account.id, hold, what, reason)
+        if was == AccountState.ACTIVE:
+            await self._notify(tx, self.notices.suspended(account, what=what, reason=reason), "account-suspended")
 
     async def on_declined(self, tx: AsyncSession, charge: CardCharge, billing: BillingAccount) -> None:
         account = await tx.get(Account, charge.account_id)
@@ -140,7 +149,7 @@ class BillingCycle:
                 await self._notify(tx, self.notices.fee_paid_from_deposit(
                     account, fee=amount, reason=charge.decline_reason, last4=last4), "fee-declined")
             elif self.money_settings.suspend_on_decline:
-                await self._suspend(tx, account, key=charge.idempotency_key,
+                await self._suspend(tx, account, HoldReason.DECLINED_FEE, key=charge.idempotency_key,
                                     what=f"We could not charge your fee of {amount} to your card ending {last4},"
                                          " and your deposit cannot cover it", reason=charge.decline_reason)
         elif charge.purpose == "topup" or (charge.purpose == "deposit" and not charge.reference.startswith("job:")):
@@ -148,7 +157,8 @@ class BillingCycle:
             await self._notify(tx, self.notices.charge_declined(
                 account, amount=amount, purpose=charge.memo, reason=charge.decline_reason, last4=last4), "charge-declined")
             if billing.balance_minor < 0 and self.money_settings.suspend_on_decline:
-                await self._suspend(tx, account, key=charge.idempotency_key,
+                # Money owed that the card will not pay: held like a fee the deposit cannot cover.
+                await self._suspend(tx, account, HoldReason.DECLINED_FEE, key=charge.idempotency_key,
                                     what=f"We could not charge a deposit of {amount} to your card ending {last4},"
                                          f" and your account owes {self.money.format(-billing.balance_minor)}",
                                     reason=charge.decline_reason)
@@ -174,7 +184,7 @@ class BillingCycle:
                 account = await tx.get(Account, charge.account_id)
                 assert account is not None
                 if self.money_settings.suspend_on_chargeback:
-                    await self._suspend(tx, account, key=f"chargeback:{dispute.charge_reference}",
+                    await self._suspend(tx, account, HoldReason.CHARGEBACK, key=f"chargeback:{dispute.charge_reference}",
                                         what=f"The charge of {self.money.format(dispute.amount_minor)} to your card"
                                              f" ending {charge.last4} was charged back", reason=dispute.reason)
                 taken += 1
