@@ -196,7 +196,8 @@ async def record_report(context: AbuseContext, job: AbuseJob) -> None:
             reporters = await _distinct_reporters(tx, account_id, now - timedelta(days=abuse.window_days))
             # The case's own suspension, even of an account held for something else
             # already: lifting that other hold must not end this one.
-            if reporters >= abuse.suspend_threshold and case.state != SUSPENDED and account.state != AccountState.CLOSED:
+            threshold_reached = reporters >= abuse.suspend_threshold
+            if threshold_reached and case.state != SUSPENDED and account.state != AccountState.CLOSED:
                 await _suspend(tx, account, case, f"automatic: {reporters} distinct reporters within {abuse.window_days} days")
                 log.warning("%s: account %d suspended (%d reporters, case %d)", job.id, account_id, reporters, case.id)
                 if to:

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from bridge.abuse import cases
 from bridge.abuse.models import CASE_STATES, QUARANTINED, AbuseCase, AbuseReport
 from bridge.accounts.models import Account
+from bridge.accounts.state import describe_hold, open_holds
 from bridge.core.cli import CommandError, with_db
 from bridge.core.db import Database
 
@@ -125,9 +126,13 @@ def _dismiss(settings: Settings, args: argparse.Namespace) -> int:
         try:
             async with db.transaction() as tx:
                 case = await cases.dismiss_case(tx, args.case, f"operator: {args.reason}")
+                held = await open_holds(tx, case.account_id)
         except cases.CaseError as error:
             raise CommandError(str(error)) from None
         print(f"case {case.id} dismissed; account {case.account_id} is not suspended by it")
+        # Its other holds (a chargeback, an operator's) keep it suspended: say which.
+        for hold in held:
+            print(f"  account {case.account_id} is still held: {describe_hold(hold)}")
         return 0
 
     return with_db(settings.database, work)
