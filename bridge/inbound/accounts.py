@@ -27,6 +27,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bridge.accounts import state as account_state
 from bridge.accounts.models import Account, AccountAddress
 from bridge.core.db import Database
 from bridge.core.models import utcnow
@@ -72,9 +73,9 @@ def verp_sender(settings: Settings, token: str) -> str:
     return f"bounces+{token}@{settings.service.primary_domain}"
 
 
-def close_account(tx: AsyncSession, account: Account, *, via: str, reason: str) -> None:
-    """Close the account; the retention purge removes its documents (R-STORE-2)."""
-    account.state = "closed"
+async def close_account(tx: AsyncSession, account: Account, *, via: str, reason: str) -> None:
+    """Close the account (R-ACCT-5); the retention purge removes its documents (R-STORE-2)."""
+    await account_state.close(tx, account, by="inbound", reason=f"{reason}, via {via}", rule="R-ACCT-5")
     tx.add(MailEvent(account_id=account.id, kind="closed", via=via, detail=reason))
     log.info("account %s closed: %s", account.id, reason)
 
@@ -123,7 +124,7 @@ class OptOuts:
         closed = account.plan in self.settings.inbound.close_on_opt_out
         if closed:
             # R-ACCT-5 (iii): a Free account that opts out is closed, and told so.
-            close_account(tx, account, via=via, reason="opted out of promotional mail (R-ACCT-5 (iii))")
+            await close_account(tx, account, via=via, reason="opted out of promotional mail (R-ACCT-5 (iii))")
             notice = closing_notice(
                 self.settings, account,
                 why=f"You asked us to stop sending you news and offers from {self.settings.service.name}.\n"
@@ -186,7 +187,9 @@ class Bounces:
             await tx.flush()
             working = await working_addresses(tx, account)
             if not working and account.plan in self.settings.inbound.close_on_bounces and account.state != "closed":
-                close_account(tx, account, via="dsn", reason="no delivery address accepts our mail (R-ACCT-5 (ii))")
+                await close_account(
+                    tx, account, via="dsn", reason="no delivery address accepts our mail (R-ACCT-5 (ii))"
+                )
                 closed = True
             elif working:
                 await self.outbox.enqueue(tx, self._failing_notice(account, address, status, working), kind="address-failing")

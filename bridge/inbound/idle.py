@@ -62,7 +62,9 @@ class IdleAccounts:
                     )
                 )
                 for account in idle:
-                    close_account(tx, account, via="idle", reason=f"no fax received for {days} days (R-ACCT-5 (i))")
+                    await close_account(
+                        tx, account, via="idle", reason=f"no fax received for {days} days (R-ACCT-5 (i))"
+                    )
                     notice = closing_notice(
                         self.settings, account,
                         why=f"Your free account has not received a fax for {days} days. As our terms say,\n"
