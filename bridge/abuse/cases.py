@@ -46,6 +46,7 @@ from bridge.abuse.jobs import AbuseContext, AbuseJob
 from bridge.accounts.models import Account, FaxNumber
 from bridge.accounts.state import AccountState, HoldReason, lift_hold, place_hold
 from bridge.core.models import utcnow
+from bridge.mail.kinds import MailKind
 
 log = logging.getLogger("bridge.abuse.cases")
 
@@ -191,7 +192,7 @@ async def record_report(context: AbuseContext, job: AbuseJob) -> None:
                         to, case_id=case.id, reference=job.id, kind=case_kind, numbers=numbers,
                         evidence=evidence, report_count=case.report_count,
                     ),
-                    kind="abuse-notice",
+                    kind=MailKind.ABUSE_NOTICE,
                 )
             reporters = await _distinct_reporters(tx, account_id, now - timedelta(days=abuse.window_days))
             # The case's own suspension, even of an account held for something else
@@ -204,7 +205,7 @@ async def record_report(context: AbuseContext, job: AbuseJob) -> None:
                     await context.outbox.enqueue(
                         tx,
                         context.messages.suspension(to, case_id=case.id, reference=job.id, numbers=case.numbers, reporters=reporters),
-                        kind="abuse-suspension",
+                        kind=MailKind.ABUSE_SUSPENSION,
                     )
         if not report.auto_submitted:
             await context.outbox.enqueue(
@@ -213,7 +214,7 @@ async def record_report(context: AbuseContext, job: AbuseJob) -> None:
                     report.reporter, reference=job.id, in_reply_to=report.message_id, subject=report.subject,
                     ours=ours, not_ours=not_ours, unassigned=unassigned,
                 ),
-                kind="abuse-ack",
+                kind=MailKind.ABUSE_ACK,
             )
     log.info("%s (uid %d): %s %s; numbers %s; cases %s", job.id, job.uid, report.kind, job.outcome, found or "-", job.case_ids or "-")
 

@@ -33,6 +33,7 @@ from bridge.core.db import Database
 from bridge.core.models import utcnow
 from bridge.inbound.messages import account_notice
 from bridge.inbound.models import DeliveryHealth, MailEvent, MailToken
+from bridge.mail.kinds import MailKind
 from bridge.mail.outbox import Outbox
 
 if TYPE_CHECKING:
@@ -132,7 +133,7 @@ class OptOuts:
                     "your free account closes.",
                 what_next="If you want to keep a fax number without news and offers, sign up for a paid plan.",
             )
-            await self.outbox.enqueue(tx, notice, kind="account-closed")
+            await self.outbox.enqueue(tx, notice, kind=MailKind.ACCOUNT_CLOSED)
         log.info("account %s opted out of promotional mail via %s%s", account.id, via, "; closed" if closed else "")
         return OptOutResult(account.id, already=False, closed=closed)
 
@@ -192,7 +193,7 @@ class Bounces:
                 )
                 closed = True
             elif working:
-                await self.outbox.enqueue(tx, self._failing_notice(account, address, status, working), kind="address-failing")
+                await self.outbox.enqueue(tx, self._failing_notice(account, address, status, working), kind=MailKind.ADDRESS_FAILING)
             log.info("account %s: delivery address %s is failing (%s)%s", account.id, address, status,
                      "; account closed" if closed else "")
         return BounceResult(account.id, address, kind, failing=health.failing, closed=closed)

@@ -24,6 +24,7 @@ from bridge.core.db import Database
 from bridge.core.models import utcnow
 from bridge.inbound.accounts import close_account, closing_notice
 from bridge.inbound.models import InboundFaxRecord
+from bridge.mail.kinds import MailKind
 from bridge.mail.outbox import Outbox
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ class IdleAccounts:
                         what_next="You are welcome to sign up again at any time, or to choose a paid plan,\n"
                                   "which keeps your number whether or not faxes arrive.",
                     )
-                    await self.outbox.enqueue(tx, notice, kind="account-closed")
+                    await self.outbox.enqueue(tx, notice, kind=MailKind.ACCOUNT_CLOSED)
                     closed.append(account.id)
         if closed:
             log.info("closed %d idle account(s) (R-ACCT-5 (i)): %s", len(closed), ", ".join(map(str, closed)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from bridge.core.queue import QueueName
+from bridge.mail.kinds import MailKind
 
 QUEUE_MAIL = QueueName.MAIL
 
@@ -22,6 +23,6 @@ class OutgoingMail(BaseModel):
     mail_from: str
     rcpt_tos: list[str]
     eml_path: str
-    kind: str
+    kind: MailKind  # stored as its value
     # The job the mail is about, for `jobs show` and logs.
     about_job: str | None = None

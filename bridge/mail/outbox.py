@@ -1,7 +1,8 @@
 """The outbox: every mail the service sends is stored, then queued, in one transaction.
 
 Where it sits: steps and runners that tell a customer something (rejections, receipts,
-notices) call `Outbox.enqueue(tx, message)` inside their own transaction; the mail
+notices) call `Outbox.enqueue(tx, message, kind=...)` inside their own transaction, naming
+one of the kinds of bridge.mail.kinds (the registry the mail tests check); the mail
 runner (`bridge.mail.transports`) delivers from the `mail` queue. The .eml is fsynced into the
 spool before the queue row commits, so a notice is never lost and never half-written.
 A caller that must not hold its transaction open while a large mail is signed and
@@ -25,6 +26,7 @@ from bridge.core.spool import Spool, write_durably
 from bridge.mail.mime import FaxMail
 from bridge.core.ids import new_id
 from bridge.mail.jobs import QUEUE_MAIL, OutgoingMail
+from bridge.mail.kinds import MailKind
 
 
 class MailStore:
@@ -43,7 +45,7 @@ class MailStore:
         self,
         message: EmailMessage | FaxMail,
         *,
-        kind: str,
+        kind: MailKind,
         about_job: str | None = None,
         mail_id: str | None = None,
         sync: bool = True,
@@ -87,7 +89,7 @@ class Outbox:
         self.mails = MailStore(spool, mail_domain=mail_domain, signer=signer)
 
     async def enqueue(
-        self, tx: AsyncSession, message: EmailMessage, *, kind: str, about_job: str | None = None
+        self, tx: AsyncSession, message: EmailMessage, *, kind: MailKind, about_job: str | None = None
     ) -> str:
         """Store `message` and queue it for delivery when `tx` commits; returns its id."""
         stored = await asyncio.to_thread(self.mails.store, message, kind=kind, about_job=about_job)

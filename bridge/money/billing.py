@@ -26,6 +26,7 @@ import calendar
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bridge.accounts.models import Account
 from bridge.accounts.state import AccountState, HoldReason, place_hold
 from bridge.core.db import Database
+from bridge.mail.kinds import MailKind
 from bridge.mail.outbox import Outbox
 from bridge.money.meter import Metering
 from bridge.money.models import (
@@ -98,7 +100,7 @@ class BillingCycle:
         return report
 
     # --- notices and suspension -------------------------------------------------------
-    async def _notify(self, tx: AsyncSession, message, kind: str) -> None:  # type: ignore[no-untyped-def]
+    async def _notify(self, tx: AsyncSession, message: EmailMessage, kind: MailKind) -> None:
         if self.outbox is None:
             log.warning("no outbox: %s notice not sent", kind)
             return
@@ -128,7 +130,7 @@ class BillingCycle:
         await place_hold(tx, account, hold, rule="R-DEP-8", ref=key, by="billing", note=f"{what} ({reason})")
         log.warning("account %s held (%s): %s (%s)", account.id, hold, what, reason)
         if was == AccountState.ACTIVE:
-            await self._notify(tx, self.notices.suspended(account, what=what, reason=reason), "account-suspended")
+            await self._notify(tx, self.notices.suspended(account, what=what, reason=reason), MailKind.ACCOUNT_SUSPENDED)
 
     async def on_declined(self, tx: AsyncSession, charge: CardCharge, billing: BillingAccount) -> None:
         account = await tx.get(Account, charge.account_id)
@@ -147,7 +149,7 @@ class BillingCycle:
                 )
                 billing.fee_restore_minor += charge.amount_minor
                 await self._notify(tx, self.notices.fee_paid_from_deposit(
-                    account, fee=amount, reason=charge.decline_reason, last4=last4), "fee-declined")
+                    account, fee=amount, reason=charge.decline_reason, last4=last4), MailKind.FEE_DECLINED)
             elif self.money_settings.suspend_on_decline:
                 await self._suspend(tx, account, HoldReason.DECLINED_FEE, key=charge.idempotency_key,
                                     what=f"We could not charge your fee of {amount} to your card ending {last4},"
@@ -155,7 +157,7 @@ class BillingCycle:
         elif charge.purpose == "topup" or (charge.purpose == "deposit" and not charge.reference.startswith("job:")):
             # R-DEP-8: a failed charge is told; money already owed may suspend.
             await self._notify(tx, self.notices.charge_declined(
-                account, amount=amount, purpose=charge.memo, reason=charge.decline_reason, last4=last4), "charge-declined")
+                account, amount=amount, purpose=charge.memo, reason=charge.decline_reason, last4=last4), MailKind.CHARGE_DECLINED)
             if billing.balance_minor < 0 and self.money_settings.suspend_on_decline:
                 # Money owed that the card will not pay: held like a fee the deposit cannot cover.
                 await self._suspend(tx, account, HoldReason.DECLINED_FEE, key=charge.idempotency_key,
@@ -304,7 +306,7 @@ class BillingCycle:
                                       f"{usage_in[account.id]} pages received in {days} days")
                     await self._notify(tx, self.notices.fair_use_free(
                         account, units=usage_in[account.id], limit=plan.fair_use_limit_units, days=days,
-                        upgrade=plan.upgrade_to or "Plus"), "fair-use")
+                        upgrade=plan.upgrade_to or "Plus"), MailKind.FAIR_USE)
                     continue
                 if not plan.fair_use_multiplier_percent:
                     continue
@@ -336,7 +338,7 @@ class BillingCycle:
                 charged_units += new_units
                 await self._notify(tx, self.notices.overage(
                     account, units=usage, line=str(int(line)), new_units=new_units, amount=self.money.format(amount),
-                    rate=self.money.format(rate), days=days, upgrade=plan.upgrade_to), "fair-use-overage")
+                    rate=self.money.format(rate), days=days, upgrade=plan.upgrade_to), MailKind.FAIR_USE_OVERAGE)
                 await self.metering.top_up_if_low(tx, billing, plan)
         return charged_units
 

@@ -26,6 +26,7 @@ from bridge.core.queue import REJECTED, JobQueue, QueueName
 from bridge.core.refusal import Refusal
 from bridge.core.runner import Runner
 from bridge.core.spool import Spool
+from bridge.mail.kinds import MailKind
 from bridge.mail.outbox import Outbox
 from bridge.outbound.jobs import FaxJob
 from bridge.outbound.notices import Notices
@@ -123,4 +124,4 @@ class IntakeRunner(Runner):
             owned.stage = stage
             owned.payload = payload.model_dump(mode="json")
             JobQueue.finish(owned, REJECTED, error=refusal.reason, rule=refusal.rule)
-            await self.outbox.enqueue(tx, notice, kind="rejection", about_job=job_id)
+            await self.outbox.enqueue(tx, notice, kind=MailKind.REJECTION, about_job=job_id)

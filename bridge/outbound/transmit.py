@@ -48,6 +48,7 @@ from bridge.faxline import (
     FaxLine,
     LineClosed,
 )
+from bridge.mail.kinds import MailKind
 from bridge.outbound.dialplan import DialPlan
 from bridge.outbound.jobs import QUEUE_CALL, QUEUE_TRANSMIT, CallJob, FaxJob
 from bridge.outbound.models import CallAttempt
@@ -248,7 +249,7 @@ class CallRunner(Runner):
         ]
         pdf = await asyncio.to_thread(Path(fax.rendered.pdf_path).read_bytes) if fax.rendered else None
         receipt = self.notices.receipt(fax, reports, pdf)
-        await self.services.outbox.enqueue(tx, receipt, kind="receipt", about_job=fax.id)
+        await self.services.outbox.enqueue(tx, receipt, kind=MailKind.RECEIPT, about_job=fax.id)
         parent.state = DONE
         parent.stage = "sent" if all(c.outcome == CallOutcome.COMPLETED for c in calls) else "finished"
         log.info("all numbers done for %s; receipt queued", fax.id)

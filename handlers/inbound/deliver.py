@@ -33,6 +33,7 @@ from bridge.inbound.messages import fax_mail
 from bridge.inbound.models import DELIVERED, InboundFaxRecord
 from bridge.inbound.pipeline import InboundContext, InboundMetering, InboundRecordingStep, RejectInbound
 from bridge.inbound.workpool import WorkContext
+from bridge.mail.kinds import MailKind
 from bridge.mail.mime import Attachment
 from bridge.mail.outbox import StoredMail
 from bridge.money.meter import Reception
@@ -107,7 +108,7 @@ def store_fax_mails(
         context.mails.store(
             fax_mail(context.settings, job, to=address, envelope_from=envelope_from,
                      time_zone=account.time_zone, attachment=attachment),
-            kind="inbound-fax", about_job=job.id, mail_id=f"M{job.id[1:]}-{n}",
+            kind=MailKind.INBOUND_FAX, about_job=job.id, mail_id=f"M{job.id[1:]}-{n}",
             sync=False,  # the runner fsyncs the batch's files and directories before its commit
         )
         for n, (address, envelope_from) in enumerate(recipients, start=1)

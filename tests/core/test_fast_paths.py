@@ -25,6 +25,7 @@ from bridge.core.db import Database, GroupCommit
 from bridge.mail.dkim import _relaxed_body
 from bridge.inbound.workpool import WorkContext, WorkFailed, WorkPool
 from bridge.mail.jobs import OutgoingMail
+from bridge.mail.kinds import MailKind
 from bridge.mail.mime import Attachment, FaxMail, base64_lines
 from bridge.core.models import Job
 from bridge.mail.outbox import MailStore
@@ -94,7 +95,7 @@ async def db(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 async def test_a_failing_insert_in_a_group_commit_fails_only_its_own_caller(db: Database) -> None:
     group = GroupCommit(db)
-    mail = OutgoingMail(mail_from="a@x", rcpt_tos=["b@x"], eml_path="/dev/null", kind="test")
+    mail = OutgoingMail(mail_from="a@x", rcpt_tos=["b@x"], eml_path="/dev/null", kind=MailKind.ANNOUNCEMENT)
 
     def job(job_id: str) -> dict[Table, list[dict[str, Any]]]:
         return {Job.__table__: [JobQueue.new_row("test", mail, job_id=job_id)]}
@@ -111,7 +112,7 @@ async def test_a_failing_insert_in_a_group_commit_fails_only_its_own_caller(db: 
 
 
 async def test_two_workers_claiming_batches_at_once_never_take_the_same_job(db: Database) -> None:
-    mail = OutgoingMail(mail_from="a@x", rcpt_tos=["b@x"], eml_path="/dev/null", kind="test")
+    mail = OutgoingMail(mail_from="a@x", rcpt_tos=["b@x"], eml_path="/dev/null", kind=MailKind.ANNOUNCEMENT)
     async with db.transaction() as tx:
         for n in range(40):
             JobQueue.add(tx, "test", mail, job_id=f"J{n:02d}")
@@ -147,7 +148,7 @@ class BatchThatFailsOnce(Runner):
 
 
 async def test_a_batch_that_cannot_be_finished_is_retried_and_the_runner_goes_on(db: Database) -> None:
-    mail = OutgoingMail(mail_from="a@x", rcpt_tos=["b@x"], eml_path="/dev/null", kind="test")
+    mail = OutgoingMail(mail_from="a@x", rcpt_tos=["b@x"], eml_path="/dev/null", kind=MailKind.ANNOUNCEMENT)
     async with db.transaction() as tx:
         for n in range(3):
             JobQueue.add(tx, "test", mail, job_id=f"J{n}")
