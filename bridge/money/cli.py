@@ -7,7 +7,8 @@ Where it sits: listed in `bridge.cli.CLI_EXTENSIONS`; adds to the `account` grou
     faxbridge account plan ID PLAN [--cycle monthly|annual]
     faxbridge account card ID CARD-NUMBER|TOKEN        put a card on file (token + last 4 kept)
     faxbridge account withdraw-authorisation ID        refund the unused deposit (R-DEP-6)
-    faxbridge account suspend|resume|close ID
+    faxbridge account suspend|resume|close ID [--note TEXT]
+    faxbridge account resume ID --hold REASON [--ref REF]   lift another hold (a settled chargeback)
     faxbridge billing run                              one billing cycle now
 
 Each command works on the database directly (like the rest of bridge/cli.py) and moves
@@ -24,6 +25,7 @@ from sqlalchemy import select
 
 from bridge.accounts.models import Account
 from bridge.accounts.senders import existing_account
+from bridge.accounts.state import AccountState, HoldReason, close, describe_hold, lift_hold, open_holds, place_hold
 from bridge.core.cli import CommandError, with_db
 from bridge.core.db import Database
 from bridge.core.queue import JobQueue
@@ -70,6 +72,11 @@ def extend(commands: Any, groups: dict[str, Any]) -> None:
                                ("close", "close the account and refund the unused deposit (R-DEP-6)")):
         parser = account.add_parser(state_command, help=doc)
         parser.add_argument("account_id", type=int, metavar="ID")
+        parser.add_argument("--note", default="", help="why, for the account's record")
+        if state_command == "resume":
+            parser.add_argument("--hold", choices=[r.value for r in HoldReason], default=HoldReason.OPERATOR.value,
+                                help="the hold to lift (default: the operator's own)")
+            parser.add_argument("--ref", default="", help="which hold of that reason (see faxbridge account show ID)")
         parser.set_defaults(handler=_set_state, state_command=state_command)
 
     billing = commands.add_parser("billing", help="fees, fair use, chargebacks").add_subparsers(dest="billing_command", metavar="ACTION")
@@ -263,18 +270,37 @@ def _withdraw(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _set_state(settings: Settings, args: argparse.Namespace) -> int:
-    new_state = {"suspend": "suspended", "resume": "active", "close": "closed"}[args.state_command]
+    """`suspend` places the operator's hold, `resume` lifts that one hold (or the one
+    named by --hold/--ref): an account also held for a chargeback (R-DEP-8) or an abuse
+    case stays suspended, and the output says by what. `close` is final (R-ACCT-4)."""
 
     async def work(db: Database) -> int:
         async with db.transaction() as tx:
             account = await tx.get(Account, args.account_id)
             if account is None:
                 raise CommandError(f"no account {args.account_id}")
-            if account.state == "closed" and new_state != "closed":
+            previous = account.state
+            if previous == AccountState.CLOSED and args.state_command != "close":
                 raise CommandError(f"account {account.id} is closed")
-            previous, account.state = account.state, new_state
-        print(f"account {args.account_id}: {previous} -> {new_state}")
-        if new_state == "closed":
+            if args.state_command == "suspend":
+                await place_hold(tx, account, HoldReason.OPERATOR, rule="", ref="", by="operator", note=args.note)
+            elif args.state_command == "resume":
+                reason = HoldReason(args.hold)
+                if await lift_hold(tx, account, reason, ref=args.ref, by="operator", note=args.note) is None:
+                    held = await open_holds(tx, account.id)
+                    hint = f"\n  lift one with: faxbridge account resume {account.id} --hold REASON --ref REF"
+                    raise CommandError(
+                        f"account {account.id} has no open {reason}{f' {args.ref}' if args.ref else ''} hold"
+                        + "".join(f"\n  held: {describe_hold(hold)}" for hold in held)
+                        + (hint if held else "")
+                    )
+            else:
+                await close(tx, account, by="operator", reason=args.note or "closed by an operator", rule="R-ACCT-4")
+            remaining = await open_holds(tx, account.id) if account.state == AccountState.SUSPENDED else []
+        print(f"account {args.account_id}: {previous} -> {account.state}")
+        for hold in remaining:
+            print(f"  {'still held' if args.state_command == 'resume' else 'held'}: {describe_hold(hold)}")
+        if args.state_command == "close":
             print(f"  {await _withdraw_authorisation(_cycle(settings, db), db, args.account_id)}")
         return 0
 
