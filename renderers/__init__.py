@@ -17,7 +17,12 @@ from __future__ import annotations
 from renderers.detect import ACCEPTED_TYPES_TEXT, detect_type
 from renderers.faxtiff import write_fax_tiff
 from renderers.model import (
-    CoverPage, DocumentRefused, DocumentsRefused, FaxHeader, RenderedFax, RenderOptions,
+    CoverPage,
+    DocumentRefused,
+    DocumentsRefused,
+    FaxHeader,
+    RenderedFax,
+    RenderOptions,
     SourceDocument,
 )
 from renderers.preview import fax_tiff_to_pdf

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from renderers.model import CoverPage, DocumentRefused, DocumentsRefused, RenderOptions, SourceDocument
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     cover = None if args.no_cover else CoverPage(
         sender="", recipient_numbers=(), subject=args.subject, body_text="",
-        date=datetime.now(timezone.utc))
+        date=datetime.now(UTC))
     try:
         result = render_fax(documents, args.out, options, cover=cover)
     except DocumentRefused as refused:

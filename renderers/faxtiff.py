@@ -145,6 +145,8 @@ def _encode_with_pillow(bits: BitPage, compression: Compression) -> EncodedPage:
     image.save(buffer, format="TIFF", **params)
     buffer.seek(0)
     with Image.open(buffer) as encoded:
+        if not isinstance(encoded, TiffImagePlugin.TiffImageFile):
+            raise RuntimeError("Pillow did not read back the TIFF it wrote")
         offsets = encoded.tag_v2[_TAG_STRIPOFFSETS]
         counts = encoded.tag_v2[_TAG_STRIPBYTECOUNTS]
     if len(offsets) != 1:
@@ -180,9 +182,8 @@ class _LibTiffCoder:
             try:
                 fd = os.memfd_create("faxbridge-ccitt", os.MFD_CLOEXEC)
             except (AttributeError, OSError):
-                scratch = tempfile.TemporaryFile()
-                fd = os.dup(scratch.fileno())
-                scratch.close()
+                with tempfile.TemporaryFile() as scratch:
+                    fd = os.dup(scratch.fileno())
             self._local.fd = fd
         return fd
 
@@ -350,7 +351,8 @@ class FaxTiffWriter:
         self.path = Path(out_path)
         self.resolution: Resolution = resolution
         self.compression: Compression = compression
-        self._file: BinaryIO = open(self.path, "wb")
+        # The writer is itself the context manager: close() and __exit__ close the file.
+        self._file: BinaryIO = open(self.path, "wb")  # noqa: SIM115 - held across add_page calls
         self._pages = 0
         self._next_ifd_pointer = 4  # where the offset of the next IFD is to be written
         self._page_number_positions: list[int] = []
@@ -501,7 +503,7 @@ class FaxPageInfo:
         )
 
 
-def inspect_pages(image: Image.Image) -> list[FaxPageInfo]:
+def inspect_pages(image: TiffImagePlugin.TiffImageFile) -> list[FaxPageInfo]:
     """Describe every page of an opened (not decoded) TIFF from its tags alone."""
     pages = []
     for index in range(getattr(image, "n_frames", 1)):

@@ -12,10 +12,16 @@ import io
 import warnings
 from collections.abc import Iterator
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, TiffImagePlugin, UnidentifiedImageError
 
 from renderers.faxtiff import (
-    BitPage, Compression, EncodedPage, Paper, Resolution, inspect_pages, read_encoded_pages_from,
+    BitPage,
+    Compression,
+    EncodedPage,
+    Paper,
+    Resolution,
+    inspect_pages,
+    read_encoded_pages_from,
 )
 from renderers.model import DocumentRefused
 from renderers.pdf import too_many_pages_reason
@@ -67,7 +73,7 @@ def compliant_fax_pages(data: bytes, resolution: Resolution, compression: Compre
     """The coded pages of a TIFF that is already a fax as requested, else None."""
     try:
         with Image.open(io.BytesIO(data)) as image:
-            if image.format != "TIFF":
+            if not isinstance(image, TiffImagePlugin.TiffImageFile):
                 return None
             if not all(info.fits(resolution, compression, paper) for info in inspect_pages(image)):
                 return None

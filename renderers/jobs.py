@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from renderers import detect
 from renderers.cover import cover_to_pdf
 from renderers.faxtiff import BitPage, Compression, FaxTiffWriter, Paper, Resolution

@@ -32,16 +32,32 @@ from PIL import Image
 
 from renderers import detect
 from renderers.faxtiff import (
-    BitPage, FaxTiffWriter, encode_page, read_strips, splice_g3_top, splice_g4_top,
+    BitPage,
+    FaxTiffWriter,
+    encode_page,
+    read_strips,
+    splice_g3_top,
+    splice_g4_top,
 )
 from renderers.header import header_rows, stamp
 from renderers.images import image_size
 from renderers.jobs import (
-    CoverJob, DocumentJob, HeaderJob, JobResult, render_cover, render_document, render_header,
+    CoverJob,
+    DocumentJob,
+    HeaderJob,
+    JobResult,
+    render_cover,
+    render_document,
+    render_header,
     unknown_type_reason,
 )
 from renderers.model import (
-    CoverPage, DocumentRefused, DocumentsRefused, FaxHeader, RenderedFax, RenderOptions,
+    CoverPage,
+    DocumentRefused,
+    DocumentsRefused,
+    FaxHeader,
+    RenderedFax,
+    RenderOptions,
     SourceDocument,
 )
 from renderers.raster import PageFrame
@@ -152,14 +168,14 @@ def _plan(documents: Sequence[SourceDocument], options: RenderOptions
           ) -> tuple[list[_Planned], list[tuple[str, str]], list[tuple[int, DocumentRefused]]]:
     kinds = [detect.detect_type(d.content, d.filename, d.declared_type) for d in documents]
     shown_in_html = set()
-    for document, kind in zip(documents, kinds):
+    for document, kind in zip(documents, kinds, strict=True):
         if kind == detect.HTML:
             text = decode_text(document.content, declared_charset(document.declared_type))
             shown_in_html |= {reference.strip("<>").lower() for reference in _CID_REFERENCE.findall(text)}
     planned: list[_Planned] = []
     skipped: list[tuple[str, str]] = []
     refusals: list[tuple[int, DocumentRefused]] = []
-    for position, (document, kind) in enumerate(zip(documents, kinds)):
+    for position, (document, kind) in enumerate(zip(documents, kinds, strict=True)):
         name = document.label
         if document.content_id and document.content_id.strip("<>").lower() in shown_in_html:
             skipped.append((document.filename, "shown inside the HTML message"))

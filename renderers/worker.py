@@ -77,7 +77,7 @@ def _forget_workers_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_workers_after_fork)
 
 
-def forkserver_context(preload: Sequence[str] = ()) -> multiprocessing.context.BaseContext:
+def forkserver_context(preload: Sequence[str] = ()) -> multiprocessing.context.ForkServerContext:
     """The 'forkserver' context shared by every worker pool of the process (the
     renderers' and bridge.inbound.workpool's); `preload` adds modules for the fork
     server to import. Only what is asked before the fork server starts counts, so pools
@@ -209,7 +209,7 @@ def _serve(connection: multiprocessing.connection.Connection) -> None:
             result = ("refused", refusal.reason)
         except MemoryError:
             result = ("memory", "")
-        except Exception:  # reported to the parent, which logs it and refuses the document
+        except Exception:  # noqa: BLE001 - reported to the parent, which logs it and refuses the document
             result = ("error", traceback.format_exc())
         grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 > _RETIRE_RSS_BYTES
         try:

@@ -238,7 +238,7 @@ class _Side:
         raw = self.lib.t30_get_rx_ident(self.t30)
         return raw.decode("ascii", "replace").strip() if raw else ""
 
-    def transmit(self) -> _SAMPLES:
+    def transmit(self) -> ctypes.Array[ctypes.c_int16]:
         """Fill and return this side's outgoing block (always full: transmit_on_idle)."""
         self.lib.fax_tx(self.state, self.tx_buffer, BLOCK_SAMPLES)
         return self.tx_buffer
