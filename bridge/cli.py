@@ -83,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
 
     db = commands.add_parser("db", help="database schema").add_subparsers(dest="db_command", metavar="ACTION")
     db.add_parser("upgrade", help="apply pending migrations").set_defaults(handler=_db_upgrade)
-    revision = db.add_parser("revision", help="(developers) generate a migration from bridge/models.py")
+    revision = db.add_parser("revision", help="(developers) generate the next migration from every room's models")
     revision.add_argument("-m", "--message", required=True)
     revision.set_defaults(handler=_db_revision)
 
