@@ -46,6 +46,24 @@ def _header_block(content: bytes) -> bytes:
     return content if end < 0 else content[: end + 2]
 
 
+class FaxEnvelope(Envelope):
+    """aiosmtpd's envelope with what the RCPT hook made of the recipients: the distinct
+    fax numbers (E.164, in the order given) or the service addresses, never both."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fax_numbers: list[str] = []
+        self.service_rcpts: list[ServiceRecipient] = []
+
+
+def fax_envelope(envelope: Envelope) -> FaxEnvelope:
+    """The hooks' envelope as the FaxEnvelope `FaxbridgeSMTP` made for the transaction;
+    any other is a wiring error (IntakeHandler served by a plain aiosmtpd SMTP)."""
+    if not isinstance(envelope, FaxEnvelope):
+        raise TypeError(f"IntakeHandler needs FaxbridgeSMTP's envelopes, not {type(envelope).__name__}")
+    return envelope
+
+
 class IntakeHandler:
     """aiosmtpd hooks for one listener."""
 
@@ -78,38 +96,35 @@ class IntakeHandler:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
-        if len(envelope.rcpt_tos) >= self.settings.max_recipients:
+        fax = fax_envelope(envelope)
+        if len(fax.rcpt_tos) >= self.settings.max_recipients:
             return statuses.ERR_452_TOO_MANY_RECIPIENTS.format(limit=self.settings.max_recipients)
         try:
             recipient = self.grammar.resolve(address)
         except RecipientRefused as refusal:
             log.info("RCPT %s refused: %s", address, refusal.status)
             return refusal.status
-        service_rcpts: list[ServiceRecipient] = getattr(envelope, "service_rcpts", [])
-        numbers: list[str] = getattr(envelope, "fax_numbers", [])
         if isinstance(recipient, ServiceRecipient):
-            if numbers:
+            if fax.fax_numbers:
                 return statuses.ERR_452_SEPARATE_MESSAGES
-            envelope.rcpt_tos.append(address)
-            service_rcpts.append(recipient)
-            envelope.service_rcpts = service_rcpts  # type: ignore[attr-defined]
+            fax.rcpt_tos.append(address)
+            fax.service_rcpts.append(recipient)
             return statuses.OK_RECIPIENT
-        if service_rcpts:
+        if fax.service_rcpts:
             return statuses.ERR_452_SEPARATE_MESSAGES
-        envelope.rcpt_tos.append(address)
-        envelope.rcpt_options.extend(rcpt_options)
-        if recipient.e164 not in numbers:
-            numbers.append(recipient.e164)
-        envelope.fax_numbers = numbers  # type: ignore[attr-defined]
+        fax.rcpt_tos.append(address)
+        fax.rcpt_options.extend(rcpt_options)
+        if recipient.e164 not in fax.fax_numbers:
+            fax.fax_numbers.append(recipient.e164)
         return statuses.OK_RECIPIENT
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if not self.accepting:
             return statuses.ERR_421_SHUTTING_DOWN
-        content = envelope.original_content or b""
-        service_rcpts: list[ServiceRecipient] = getattr(envelope, "service_rcpts", [])
-        if service_rcpts:
-            return await self._to_service_addresses(service_rcpts, envelope.mail_from or "", content)
+        fax = fax_envelope(envelope)
+        content = fax.original_content or b""
+        if fax.service_rcpts:
+            return await self._to_service_addresses(fax.service_rcpts, fax.mail_from or "", content)
         headers = _HEADER_PARSER.parsebytes(_header_block(content))
         login = _login_of(session)
         try:
@@ -121,7 +136,7 @@ class IntakeHandler:
             return statuses.ERR_550_SENDER.format(reason=refusal.reason)
         submitted = Submitted(
             envelope_from=envelope.mail_from or "",
-            recipients=tuple(getattr(envelope, "fax_numbers", ())),
+            recipients=tuple(fax.fax_numbers),
             content=content,
             identity=identity,
             message_id=_header_text(headers, "Message-ID") or "",
@@ -203,8 +218,8 @@ END_OF_DATA = b"\r\n.\r\n"
 
 
 class FaxbridgeSMTP(SMTP):
-    """aiosmtpd's protocol with async credential checks, enhanced status codes and a
-    DATA reader that reads in pieces instead of line by line.
+    """aiosmtpd's protocol with async credential checks, enhanced status codes, typed
+    envelopes and a DATA reader that reads in pieces instead of line by line.
 
     aiosmtpd 1.4's DATA loop awaits every line of the message separately, which makes
     it the busiest code of the whole intake (TOOLING.md: one core saturated by it). This
@@ -219,6 +234,10 @@ class FaxbridgeSMTP(SMTP):
         super().__init__(handler, authenticator=_capture_credentials, **kwargs)
         self._db = db
         self._rewrites = rewrites
+
+    def _create_envelope(self) -> FaxEnvelope:
+        # aiosmtpd's factory for each transaction's envelope, meant for subclasses.
+        return FaxEnvelope()
 
     async def push(self, status: str | bytes) -> None:  # type: ignore[override]
         if isinstance(status, str):
