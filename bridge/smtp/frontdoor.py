@@ -8,6 +8,11 @@ controller). The hooks decide everything they can as early as they can:
     intake (`bridge.outbound.intake`); the 250 is given only after the message is stored.
 Rendering, billing and sending never happen here (STYLE 3). An internal error answers
 451 4.3.0, never 500; aiosmtpd's own replies are given enhanced codes.
+
+aiosmtpd is pinned to its 1.4 series (pyproject.toml): `FaxbridgeSMTP` overrides what
+1.4 offers subclasses (the `_create_envelope` factory, `push`, `smtp_*` commands, `auth_*`
+mechanisms), and its DATA reader, in place of aiosmtpd's, reads the `_reader` stream
+aiosmtpd keeps, with asyncio's public StreamReader API only.
 """
 
 from __future__ import annotations
@@ -202,18 +207,12 @@ def _peer(session: Session) -> str:
     return str(peer)
 
 
-_TOO_MUCH = object()
-
-
 def _capture_credentials(server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any) -> AuthResult:
     """aiosmtpd's authenticator is synchronous; it only hands the decoded credentials
     back, and `FaxbridgeSMTP` verifies them asynchronously (the PIN hash is slow)."""
     return AuthResult(success=True, handled=False, auth_data=auth_data)
 
 
-# The DATA reader takes the message in pieces of up to this size, never more than
-# twice this per session in the stream's buffer.
-DATA_READ_CHUNK = 256 * 1024
 END_OF_DATA = b"\r\n.\r\n"
 
 
@@ -232,6 +231,7 @@ class FaxbridgeSMTP(SMTP):
 
     def __init__(self, handler: IntakeHandler, *, db: Database, rewrites: dict[str, str], **kwargs: Any) -> None:
         super().__init__(handler, authenticator=_capture_credentials, **kwargs)
+        self._intake = handler
         self._db = db
         self._rewrites = rewrites
 
@@ -257,37 +257,44 @@ class FaxbridgeSMTP(SMTP):
             await self.push("501 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
-        received = await self._read_data()
-        if received is None:
+        read = await self._read_data()
+        if read is None:
             return  # the client went away mid-DATA
-        if received is _TOO_MUCH:
-            self._set_post_data_state()
+        received, too_big = read
+        envelope, self.envelope = self.envelope, self._create_envelope()  # the next transaction's
+        if too_big:
             await self.push("552 Error: Too much mail data")
             return
         content = bytes(received[:-3])  # drop the final ".\r\n", keep the line's CRLF
         if content and max(map(len, content.split(b"\r\n"))) > self.line_length_limit - 2:
-            self._set_post_data_state()
             await self.push("500 Line too long (see RFC5321 4.5.3.1.6)")
             return
         if content.startswith(b"."):
             content = content[1:]
         content = content.replace(b"\r\n.", b"\r\n")
-        self.envelope.content = content
-        self.envelope.original_content = content
-        status = await self._call_handler_hook("DATA")
-        self._set_post_data_state()
-        await self.push(status)
+        envelope.content = content
+        envelope.original_content = content
+        assert self.session is not None
+        await self.push(await self._intake.handle_DATA(self, self.session, envelope))
 
-    async def _read_data(self) -> bytearray | object | None:
-        """The DATA octets up to and including CRLF.CRLF; _TOO_MUCH past the size
-        limit (the rest is read and dropped); None if the connection closed."""
+    async def _read_data(self) -> tuple[bytearray, bool] | None:
+        """The DATA octets up to and including CRLF.CRLF, and whether they passed the
+        size limit (then only their last octets are kept, the rest is read and dropped);
+        None if the connection closed.
+
+        Only the public StreamReader API, and never a byte past the end of data: with
+        pipelining the next command may follow the final CRLF.CRLF in the same packet,
+        and aiosmtpd's command loop reads it from this reader. `readuntil` stops right
+        after the separator; when the separator is not within the stream limit
+        (aiosmtpd's line_length_limit, 1001), it raises LimitOverrunError whose
+        `consumed` octets cannot hold the start of a separator, and `readexactly` takes
+        them. So a message costs an await or two per piece the transport delivered.
+        """
         reader = self._reader
         limit = self.data_size_limit
-        saved_limit = reader._limit
-        reader._limit = DATA_READ_CHUNK
         received = bytearray()
         total = 0
-        too_much = False
+        too_big = False
         try:
             while True:
                 try:
@@ -296,18 +303,17 @@ class FaxbridgeSMTP(SMTP):
                     piece = await reader.readexactly(overrun.consumed)
                 total += len(piece)
                 received += piece
-                if not too_much and limit and total > limit + 3:
-                    too_much = True
-                if too_much:
+                if not too_big and limit and total > limit + 3:
+                    too_big = True
+                if too_big:
                     del received[:-5]  # enough to see the end of data
                 if piece.endswith(b".\r\n") and (total == 3 or received.endswith(END_OF_DATA)):
-                    return _TOO_MUCH if too_much else received
+                    return received, too_big
         except asyncio.IncompleteReadError:
             log.info("connection closed during DATA")
-            self._writer.close()
+            if self.transport is not None:
+                self.transport.close()
             return None
-        finally:
-            reader._limit = saved_limit
 
     async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
         return await self._verify(await super().auth_PLAIN(_, args))
