@@ -7,7 +7,8 @@ controller). The hooks decide everything they can as early as they can:
   * DATA: the sender check (R-ACCT-3, `bridge.accounts.senders.SenderCheck`), then durable
     intake (`bridge.outbound.intake`); the 250 is given only after the message is stored.
 Rendering, billing and sending never happen here (STYLE 3). An internal error answers
-451 4.3.0, never 500; aiosmtpd's own replies are given enhanced codes.
+451 4.3.0, never 500. Every reply goes out through `statuses.with_enhanced_code`, so
+aiosmtpd's own replies carry an enhanced code too (RFC 2034, RFC 3463).
 
 aiosmtpd is pinned to its 1.4 series (pyproject.toml): `FaxbridgeSMTP` overrides what
 1.4 offers subclasses (the `_create_envelope` factory, `push`, `smtp_*` commands, `auth_*`
@@ -20,12 +21,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from email import policy
 from email.parser import BytesHeaderParser
-from typing import Any
+from typing import Any, AnyStr
 
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
 
 from bridge.accounts.senders import SenderCheck, SenderRefused, login_matches
 from bridge.core.component import ServiceMailHandler
@@ -217,8 +218,8 @@ END_OF_DATA = b"\r\n.\r\n"
 
 
 class FaxbridgeSMTP(SMTP):
-    """aiosmtpd's protocol with async credential checks, enhanced status codes, typed
-    envelopes and a DATA reader that reads in pieces instead of line by line.
+    """aiosmtpd's protocol with async credential checks, enhanced status codes on every
+    reply, typed envelopes and a DATA reader that reads in pieces instead of line by line.
 
     aiosmtpd 1.4's DATA loop awaits every line of the message separately, which makes
     it the busiest code of the whole intake (TOOLING.md: one core saturated by it). This
@@ -229,21 +230,59 @@ class FaxbridgeSMTP(SMTP):
     dot-stuffing is undone (RFC 5321 4.5.2).
     """
 
-    def __init__(self, handler: IntakeHandler, *, db: Database, rewrites: dict[str, str], **kwargs: Any) -> None:
+    def __init__(self, handler: IntakeHandler, *, db: Database, **kwargs: Any) -> None:
         super().__init__(handler, authenticator=_capture_credentials, **kwargs)
         self._intake = handler
         self._db = db
-        self._rewrites = rewrites
+        # RFC 2034 3: the greeting and the answer to HELO/EHLO carry no enhanced code
+        # (EHLO's lines are its extensions); every other 2xx, 4xx and 5xx reply does.
+        self._greeted = False
+        self._answering_hello = False
 
     def _create_envelope(self) -> FaxEnvelope:
         # aiosmtpd's factory for each transaction's envelope, meant for subclasses.
         return FaxEnvelope()
 
-    async def push(self, status: str | bytes) -> None:  # type: ignore[override]
-        if isinstance(status, str):
-            status = self._rewrites.get(status) or statuses.with_enhanced_code(status)
+    async def push(self, status: AnyStr) -> None:
+        """Send a reply; a text reply goes through `statuses.with_enhanced_code`."""
+        if isinstance(status, str) and self._greeted and not (
+            self._answering_hello and status.startswith("2")
+        ):
+            if status.startswith("552 "):
+                # 552 is "exceeded storage allocation" (RFC 5321 4.2.2): here only ever
+                # the size limit (MAIL's SIZE=, or DATA), and the sender is told it.
+                status = statuses.ERR_552_TOO_BIG.format(limit=self.data_size_limit)
+            status = statuses.with_enhanced_code(status)
+        # The first reply of a session is the greeting (RFC 5321 4.3.1).
+        self._greeted = True
         await super().push(status)
 
+    @syntax("HELO hostname")
+    async def smtp_HELO(self, hostname: str) -> None:
+        self._answering_hello = True
+        try:
+            await super().smtp_HELO(hostname)
+        finally:
+            self._answering_hello = False
+
+    @syntax("EHLO hostname")
+    async def smtp_EHLO(self, hostname: str) -> None:
+        self._answering_hello = True
+        try:
+            await super().smtp_EHLO(hostname)
+        finally:
+            self._answering_hello = False
+
+    @syntax("STARTTLS", when="tls_context")
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        # RFC 3207 4.2: no TLS session inside another; aiosmtpd 1.4 would answer 220 and
+        # try a second handshake on the encrypted stream (also on the implicit-TLS port).
+        if self.transport is not None and self.transport.get_extra_info("ssl_object") is not None:
+            await self.push(statuses.ERR_503_TLS_ACTIVE)
+            return
+        await super().smtp_STARTTLS(arg)
+
+    @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
         if await self.check_helo_needed():
             return
@@ -251,23 +290,23 @@ class FaxbridgeSMTP(SMTP):
             return
         assert self.envelope is not None
         if not self.envelope.rcpt_tos:
-            await self.push("503 Error: need RCPT command")
+            await self.push(statuses.ERR_503_NEED_RCPT)
             return
         if arg:
-            await self.push("501 Syntax: DATA")
+            await self.push(statuses.ERR_501_DATA_SYNTAX)
             return
-        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        await self.push(statuses.GO_AHEAD_DATA)
         read = await self._read_data()
         if read is None:
             return  # the client went away mid-DATA
         received, too_big = read
         envelope, self.envelope = self.envelope, self._create_envelope()  # the next transaction's
         if too_big:
-            await self.push("552 Error: Too much mail data")
+            await self.push(statuses.ERR_552_TOO_BIG.format(limit=self.data_size_limit))
             return
         content = bytes(received[:-3])  # drop the final ".\r\n", keep the line's CRLF
         if content and max(map(len, content.split(b"\r\n"))) > self.line_length_limit - 2:
-            await self.push("500 Line too long (see RFC5321 4.5.3.1.6)")
+            await self.push(statuses.ERR_500_LINE_TOO_LONG)
             return
         if content.startswith(b"."):
             content = content[1:]
@@ -339,11 +378,7 @@ def make_protocol_factory(
     handler: IntakeHandler,
     db: Database,
     starttls_context: ssl.SSLContext | None,
-):  # type: ignore[no-untyped-def]
-    rewrites = {
-        stock: ours.format(limit=settings.max_message_size)
-        for stock, ours in statuses.AIOSMTPD_REWRITES.items()
-    }
+) -> Callable[[], FaxbridgeSMTP]:
     offers_auth = listener.auth != "none"
     implicit = listener.tls == "implicit"
     kwargs: dict[str, Any] = dict(
@@ -364,7 +399,7 @@ def make_protocol_factory(
     )
 
     def factory() -> FaxbridgeSMTP:
-        return FaxbridgeSMTP(handler, db=db, rewrites=rewrites, **kwargs)
+        return FaxbridgeSMTP(handler, db=db, **kwargs)
 
     return factory
 

@@ -2,7 +2,8 @@
 
 Where it sits: the SMTP front door (`bridge.smtp.frontdoor`) and the recipient grammar
 (`bridge.smtp.recipients`) answer with these; every refusal says in a human sentence what was
-wrong and what to do. Replies that take a detail are format strings.
+wrong and what to do. Replies that take a detail are format strings. Every reply the front
+door sends, aiosmtpd's own included, passes `with_enhanced_code` on its way out.
 """
 
 import re
@@ -34,49 +35,51 @@ ERR_550_UNKNOWN_ADDRESS = "550 5.1.1 No such address here: {address}"
 ERR_550_BAD_NUMBER = "550 5.1.3 {address} is not a fax number we can dial: {reason}"
 ERR_550_BAD_ADDRESS = "550 5.1.3 {address} is not a valid address"
 ERR_550_SENDER = "550 5.7.1 {reason}"
+ERR_503_TLS_ACTIVE = "503 5.5.1 TLS is already active on this connection"
 ERR_530_AUTH_REQUIRED = "530 5.7.0 Authentication required: log in with AUTH first"
 ERR_535_AUTH_FAILED = "535 5.7.8 Authentication failed: check the address and PIN"
 ERR_550_NULL_SENDER = (
     "550 5.7.1 Messages with an empty sender (bounces) cannot be faxed"
 )
+# The replies of faxbridge's own DATA reader (bridge.smtp.frontdoor.FaxbridgeSMTP).
+GO_AHEAD_DATA = "354 End data with <CR><LF>.<CR><LF>"
+ERR_503_NEED_RCPT = "503 5.5.1 Give at least one RCPT TO first"
+ERR_501_DATA_SYNTAX = "501 5.5.4 DATA takes no argument"
+ERR_500_LINE_TOO_LONG = (
+    "500 5.5.2 Line too long: lines may be at most 998 characters (RFC 5321)"
+)
 
-# aiosmtpd's own replies that carry no enhanced code, and what faxbridge says instead.
-# Keys are the exact texts aiosmtpd 1.4.6 pushes.
-AIOSMTPD_REWRITES: dict[str, str] = {
-    "552 Error: Too much mail data": ERR_552_TOO_BIG,
-    "552 Error: message size exceeds fixed maximum message size": ERR_552_TOO_BIG,
-    "503 Error: need RCPT command": "503 5.5.1 Give at least one RCPT TO first",
-    "503 Error: need MAIL command": "503 5.5.1 Give MAIL FROM first",
-    "503 Error: nested MAIL command": "503 5.5.1 MAIL FROM was already given",
-    "500 Line too long (see RFC5321 4.5.3.1.6)": (
-        "500 5.5.2 Line too long: lines may be at most 998 characters (RFC 5321)"
-    ),
-    "503 Error: send HELO first": "503 5.5.1 Say HELO first",
-    "503 Error: send EHLO first": "503 5.5.1 Say EHLO first",
-    "530 Must issue a STARTTLS command first": (
-        "530 5.7.0 This port needs encryption: issue STARTTLS first"
-    ),
-    "454 TLS not available": "454 4.7.0 TLS not available right now; try again later",
-}
-
-# For any other error reply that comes without an enhanced code, the code by class.
+# The enhanced code a reply that comes without one is given, by its reply code
+# (RFC 3463, and the IANA registry of RFC 5248); any other code gets X.0.0 of its class.
 ENHANCED_BY_REPLY = {
-    "421": "4.3.2", "451": "4.3.0", "454": "4.7.0", "500": "5.5.2", "501": "5.5.4",
-    "502": "5.5.1", "503": "5.5.1", "504": "5.5.4", "530": "5.7.0", "535": "5.7.8",
-    "550": "5.0.0", "552": "5.3.4", "554": "5.0.0",
+    "235": "2.7.0",
+    "421": "4.3.2", "451": "4.3.0", "452": "4.3.1", "454": "4.7.0",
+    "500": "5.5.2", "501": "5.5.4", "502": "5.5.1", "503": "5.5.1", "504": "5.5.4",
+    "530": "5.7.0", "535": "5.7.8", "538": "5.7.11", "552": "5.3.4", "553": "5.1.3",
+    "555": "5.5.4",
 }
-_ENHANCED = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}(?: |$)")
+# What a reply says when it says nothing but its code, by class.
+_BARE_TEXT = {"2": "OK", "4": "Temporary failure; please try again later", "5": "Refused"}
+_REPLY = re.compile(
+    r"(?P<code>(?P<cls>[245])\d\d)"
+    r"(?:(?P<sep>[ -])(?:(?P<enhanced>[245]\.\d{1,3}\.\d{1,3})(?: |$))?(?P<text>.*))?",
+    re.DOTALL,
+)
 
 
 def with_enhanced_code(status: str) -> str:
-    """`status` with an enhanced code: ours for aiosmtpd's known replies, else one by
-    class for error replies that lack one (RFC 3463)."""
-    rewritten = AIOSMTPD_REWRITES.get(status)
-    if rewritten is not None:
-        return rewritten
-    code, _, text = status.partition(" ")
-    if code[:1] not in ("4", "5") or _ENHANCED.match(text):
+    """`status` as the client gets it. A 2xx, 4xx or 5xx reply carries an enhanced code
+    of its own class (RFC 2034, RFC 3463): its own, or one by its reply code if it came
+    without. Its text reads as a sentence: capitalised, without the "Error: " that
+    aiosmtpd puts first (it says nothing the code does not). 3xx replies (354, AUTH's
+    334 challenges) go out as they are. No reply is looked up by its wording, so a
+    library's new wording still goes out with a code."""
+    match = _REPLY.fullmatch(status)
+    if match is None:
         return status
-    enhanced = ENHANCED_BY_REPLY.get(code, f"{code[0]}.0.0")
-    text = text.removeprefix("Error: ")
-    return f"{code} {enhanced} {text[:1].upper()}{text[1:]}"
+    cls, enhanced = match["cls"], match["enhanced"]
+    if enhanced is None or enhanced[0] != cls:
+        enhanced = ENHANCED_BY_REPLY.get(match["code"], f"{cls}.0.0")
+    text = (match["text"] or "").removeprefix("Error: ").strip()
+    text = text[:1].upper() + text[1:] if text else _BARE_TEXT[cls]
+    return f"{match['code']}{match['sep'] or ' '}{enhanced} {text}"
