@@ -170,7 +170,9 @@ class IntakeHandler:
         finally:
             current_job.reset(token)
 
-    async def _to_service_addresses(self, recipients: list[ServiceRecipient], envelope_from: str, content: bytes) -> str:
+    async def _to_service_addresses(
+        self, recipients: list[ServiceRecipient], envelope_from: str, content: bytes
+    ) -> str:
         """Hand the message to each service address's handler; the first refusal wins,
         so the sender learns about it (a message to one service address is the norm)."""
         reply = statuses.OK_SERVICE
@@ -208,7 +210,9 @@ def _peer(session: Session) -> str:
     return str(peer)
 
 
-def _capture_credentials(server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any) -> AuthResult:
+def _capture_credentials(
+    server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+) -> AuthResult:
     """aiosmtpd's authenticator is synchronous; it only hands the decoded credentials
     back, and `FaxbridgeSMTP` verifies them asynchronously (the PIN hash is slow)."""
     return AuthResult(success=True, handled=False, auth_data=auth_data)
@@ -407,7 +411,9 @@ def make_protocol_factory(
 class SmtpFrontDoor:
     """All configured listeners; `start()` binds them, `stop_accepting()` closes them."""
 
-    def __init__(self, settings: SmtpSettings, handlers: Sequence[IntakeHandler], db: Database, tls: ssl.SSLContext | None) -> None:
+    def __init__(
+        self, settings: SmtpSettings, handlers: Sequence[IntakeHandler], db: Database, tls: ssl.SSLContext | None
+    ) -> None:
         self.settings = settings
         self.handlers = list(handlers)
         self.db = db
@@ -428,7 +434,10 @@ class SmtpFrontDoor:
             )
             self.servers.append(server)
             port = server.sockets[0].getsockname()[1]
-            log.info("listening: %s on %s:%d (tls=%s, starttls=%s, auth=%s)", listener.name, listener.host, port, listener.tls, listener.starttls, listener.auth)
+            log.info(
+                "listening: %s on %s:%d (tls=%s, starttls=%s, auth=%s)",
+                listener.name, listener.host, port, listener.tls, listener.starttls, listener.auth,
+            )
 
     def bound_ports(self) -> dict[str, int]:
         return {

@@ -48,7 +48,8 @@ def ensure_self_signed(directory: Path, hostname: str) -> tuple[Path, Path]:
     )
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
-        fh.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        pem = serialization.Encoding.PEM
+        fh.write(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     log.warning("no TLS certificate configured: generated a self-signed one at %s", cert_path)
     return cert_path, key_path
