@@ -12,9 +12,9 @@ from pathlib import Path
 
 from PIL import Image, ImageChops
 
-from bridge.outbound.jobs import QUEUE_TRANSMIT, FaxJob, RenderedDocument
 from bridge.core.models import utcnow
 from bridge.core.queue import JobQueue
+from bridge.outbound.jobs import QUEUE_TRANSMIT, FaxJob, RenderedDocument
 from renderers import write_fax_tiff
 from tests.conftest import register
 from tests.support import FAX_DOMAIN, ServerProcess, Site, ThreadedServer, fax_message, text_pdf, wait_for
@@ -78,7 +78,7 @@ def test_fax_to_a_remote_machine_arrives_pixel_identical_and_the_sender_gets_a_r
     rendered = json.loads(site.job(job_id)["payload"])["rendered"]
     sent_pages, got_pages = tiff_pages(Path(rendered["tiff_path"])), tiff_pages(received)
     assert len(got_pages) == len(sent_pages) == 3
-    for sent, got in zip(sent_pages, got_pages):
+    for sent, got in zip(sent_pages, got_pages, strict=True):
         assert sent.size == got.size
         assert ImageChops.difference(sent.convert("L"), got.convert("L")).getbbox() is None  # G4 + ECM: exact
 
@@ -164,9 +164,11 @@ def test_a_queued_fax_to_a_number_blocked_since_is_never_dialled_nor_billed(tmp_
         )
 
         async def enqueue() -> None:
-            async with server.app.db.transaction() as tx:
+            services = server.app.services
+            assert services is not None
+            async with services.db.transaction() as tx:
                 JobQueue.add(tx, QUEUE_TRANSMIT, fax, job_id=fax.id)
-            server.app.queue.wake(QUEUE_TRANSMIT)
+            services.queue.wake(QUEUE_TRANSMIT)
 
         asyncio.run_coroutine_threadsafe(enqueue(), server.loop).result(10)
         receipt = receipt_of(site, "alice@example.com", "Fblocked")
