@@ -14,6 +14,7 @@ from bridge.core.db import Database
 from bridge.core.models import utcnow
 from bridge.money.meter import Metering
 from bridge.money.payments import put_card_on_file
+from tests.accounts.support import put_in_state
 from tests.postgres import postgres_server  # noqa: F401  (a session fixture for every test package)
 from tests.support import Site, ThreadedServer
 
@@ -50,7 +51,7 @@ def register(
         try:
             async with db.transaction() as tx:
                 account = await create_account(tx, senders=list(senders), plan=plan, pin=pin)
-                account.state = state
+                await put_in_state(tx, account, state)
             if card:
                 processor = Metering(settings, db).processor
                 token = await processor.tokenize(card)

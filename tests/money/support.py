@@ -23,6 +23,7 @@ from bridge.money.processor import OfflineProcessor
 from bridge.mail.outbox import Outbox
 from bridge.core.queue import JobQueue
 from bridge.settings import Settings
+from tests.accounts.support import put_in_state
 from bridge.core.spool import Spool
 
 APPROVES, DECLINES, CHARGES_BACK = "4242424242424242", "4000000000000002", "4000000000000259"
@@ -67,7 +68,7 @@ class Books:
         n = next(_serial)
         async with self.db.transaction() as tx:
             account = await create_account(tx, senders=[f"customer{n}@example.com"], plan=plan)
-            account.state = state
+            await put_in_state(tx, account, state)
             account_id = account.id
         if card:
             await self.add_card(account_id, card)

@@ -63,6 +63,7 @@ from bridge.core import schema
 from bridge.core.db import Database
 from bridge.outbound.jobs import FaxJob
 from bridge.accounts.models import Account
+from bridge.accounts.state import HoldReason, lift_hold, open_holds
 from bridge.outbound.models import CallAttempt
 from bridge.money.cli import _withdraw_authorisation
 from bridge.money.meter import PaymentRefused, billed_units
@@ -292,7 +293,9 @@ class Run:
                 async with self.books.db.transaction() as tx:
                     account = await tx.get(Account, self.account)
                     assert account is not None
-                    account.state = "active"
+                    # The operator lifts every hold the cycle placed (R-DEP-8).
+                    for hold in await open_holds(tx, account.id):
+                        await lift_hold(tx, account, HoldReason(hold.reason), ref=hold.ref, by="operator")
             case _:
                 return
         await self.check(step, before)
