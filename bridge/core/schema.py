@@ -120,8 +120,10 @@ def _onto_one_line(connection: Connection, script: ScriptDirectory) -> None:
     """
     context = MigrationContext.configure(connection)
     recorded = set(context.get_current_heads())
-    if not recorded or not recorded <= _FORMER_PARENTS.keys():
-        return  # empty, or written by the linear history: Alembic's to judge
+    if len(recorded) <= 1 or not recorded <= _FORMER_PARENTS.keys():
+        # Empty, or one row: written by the linear history (the former branches were
+        # always upgraded together, so they left a row per branch). Alembic's to judge.
+        return
     ran = set(recorded)
     for revision in recorded:
         while revision in _FORMER_PARENTS:

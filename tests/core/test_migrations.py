@@ -103,6 +103,18 @@ def test_a_database_that_never_ran_a_middle_branch_is_refused_and_left_as_it_was
     assert recorded_versions(db) == {"0002_money", "0004_abuse"}
 
 
+def test_a_database_made_by_the_one_line_at_an_older_revision_upgrades_to_head(tmp_path):
+    # One version row on the line (0004_abuse) is a database the linear history made,
+    # not one of the former branches that missed 0002 and 0003.
+    db = tmp_path / "faxbridge.db"
+    command.upgrade(schema.alembic_config(sqlite_url(db)), "0004_abuse")
+    assert recorded_versions(db) == {"0004_abuse"}
+
+    schema.upgrade(sqlite_url(db))
+
+    assert recorded_versions(db) == {head()}
+
+
 @pytest.fixture
 def migrations_copy(tmp_path, monkeypatch) -> Iterator[Path]:
     """The product's migrations copied aside, and the schema module pointed at them, so
