@@ -174,7 +174,9 @@ def wait_for(condition: Callable[[], Any], timeout: float = 20, what: str = "con
 class ThreadedServer:
     """The real App on its own event loop in a background thread."""
 
-    def __init__(self, settings: Settings, extra_steps: Mapping[str, Mapping[str, StepFactory[Any, Any]]] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, extra_steps: Mapping[str, Mapping[str, StepFactory[Any, Any]]] | None = None
+    ) -> None:
         self.app = App(settings, extra_steps=extra_steps)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)

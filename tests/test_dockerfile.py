@@ -22,4 +22,4 @@ def test_image_runs_faxbridge_serve_as_a_non_root_user():
     assert sum(line.startswith("FROM ") for line in lines) >= 2, "multi-stage build"
     users = [line.split()[1] for line in lines if line.startswith("USER ")]
     assert users and users[-1] not in ("root", "0")
-    assert lines[[i for i, l in enumerate(lines) if l.startswith("CMD")][-1]] == 'CMD ["faxbridge", "serve"]'
+    assert [line for line in lines if line.startswith("CMD")][-1] == 'CMD ["faxbridge", "serve"]'

@@ -25,12 +25,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from tests.abuse import reports  # noqa: E402
-from tests.abuse.conftest import abuse_section  # noqa: E402
-from tests.abuse.dovecot import Dovecot  # noqa: E402
-from tests.support import Site  # noqa: E402
+from tests.abuse import reports
+from tests.abuse.conftest import abuse_section
+from tests.abuse.dovecot import Dovecot
+from tests.support import Site
 
-OURS = ["+1 555 010 00%02d" % n for n in range(1, 21)]
+OURS = [f"+1 555 010 00{n:02d}" for n in range(1, 21)]
 FOREIGN = ["+44 20 7946 0958", "+1 212 555 0199", "+33 1 23 45 67 89"]
 
 
@@ -59,7 +59,8 @@ def backlog(count: int, rng: random.Random) -> list[bytes]:
             compact = "+" + "".join(c for c in number if c.isdigit())
             out.append(reports.junk_fax_tiff(reporter, compact))
         else:
-            out.append(rng.choice([reports.malformed(reporter), reports.nested(reporter, 30), reports.looping(reporter, 100)]) + f"X-N: {n}\r\n".encode())
+            hostile = [reports.malformed(reporter), reports.nested(reporter, 30), reports.looping(reporter, 100)]
+            out.append(rng.choice(hostile) + f"X-N: {n}\r\n".encode())
     return out
 
 
@@ -95,7 +96,10 @@ def main() -> int:
         print(f"{args.reports} reports in Dovecot's INBOX; starting faxbridge serve", flush=True)
         log = (root / "server.log").open("ab")
         started = time.monotonic()
-        server = subprocess.Popen([sys.executable, "-m", "bridge.cli", "--config", str(site.config), "serve"], cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "FAXBRIDGE_CONFIG": ""})
+        server = subprocess.Popen(
+            [sys.executable, "-m", "bridge.cli", "--config", str(site.config), "serve"],
+            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "FAXBRIDGE_CONFIG": ""},
+        )
         first: float | None = None
         peak = 0
         done = 0
@@ -130,7 +134,8 @@ def main() -> int:
         print(f"outcomes:         {outcomes}")
         print(f"suspended:        {suspended} of {len(OURS)} accounts")
         print(f"wall time:        {total:.1f} s from server start ({steady:.1f} s from the first report)")
-        print(f"reports/s:        {args.reports / total:.1f} (incl. start-up)   {(args.reports - 1) / steady:.1f} (steady)")
+        print(f"reports/s:        {args.reports / total:.1f} (incl. start-up)   "
+              f"{(args.reports - 1) / steady:.1f} (steady)")
         print(f"peak RSS:         {peak / 1024:.0f} MiB (faxbridge serve, VmHWM)")
         print(f"Processed/Quarantine: {dovecot.count('Processed')}/{dovecot.count('Quarantine')}")
         return 0

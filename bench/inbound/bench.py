@@ -41,19 +41,19 @@ sys.path.insert(0, str(REPO))
 
 from sqlalchemy import func, select
 
+import handlers.inbound
 from bridge.accounts.models import FaxNumber
 from bridge.accounts.senders import create_account
 from bridge.core import eventloop
-from bridge.services import Services
-from bridge.core.models import Job
-from bridge.faxline.base import InboundFax
-import handlers.inbound
 from bridge.core.component import Provided
+from bridge.core.models import Job
 from bridge.core.pipeline import steps_in
+from bridge.faxline.base import InboundFax
 from bridge.inbound.component import InboundComponent
 from bridge.inbound.pipeline import InboundStep
-from bridge.money.meter import METERING, Metering
 from bridge.mail.jobs import QUEUE_MAIL
+from bridge.money.meter import METERING, Metering
+from bridge.services import Services
 from renderers.faxtiff import write_fax_tiff
 from tests.faxline.conftest import draw_page
 from tests.support import Site
@@ -89,7 +89,7 @@ async def run(args: argparse.Namespace, root: Path) -> float:
           f"{settings.inbound.workers} inbound workers; DKIM {', '.join(settings.dkim.algorithms)}", flush=True)
 
     provided = Provided()
-    provided.provide(METERING, Metering(settings, services.db))  # as the composition root does
+    provided.provide(METERING, Metering(settings, services.db, outbox=services.outbox))  # as the composition root does
     component = InboundComponent(services, provided, steps_in(handlers.inbound, InboundStep))
     runner = component.runner
     await component.work.warm()  # as in a server that has received faxes before

@@ -32,8 +32,8 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, insert, update
 
-from bridge.core import schema
 from bridge.accounts.senders import create_account
+from bridge.core import schema
 from bridge.core.db import Database
 from bridge.money.ledger import Ledger
 from bridge.money.models import BillingAccount, LedgerEntry
@@ -173,14 +173,15 @@ async def read_times(targets: list[tuple[str, int]], rounds: int = 10, per_round
                     return (await Ledger.summed(session, account_id))[0]
             return read
 
-        readers = [(cached(db, a), summed(db, a)) for db, (_, a) in zip(dbs, targets)]
+        readers = [(cached(db, a), summed(db, a)) for db, (_, a) in zip(dbs, targets, strict=True)]
         cached_times: list[list[float]] = [[] for _ in targets]
         for _ in range(rounds):
             for index, (read, _) in enumerate(readers):
                 cached_times[index].append(await timed(read, per_round))
         results = []
         for index, (read, total) in enumerate(readers):
-            results.append((statistics.median(cached_times[index]), await timed(total, 10), await read(), await total()))
+            median = statistics.median(cached_times[index])
+            results.append((median, await timed(total, 10), await read(), await total()))
         return results
     finally:
         for db in dbs:
@@ -219,7 +220,7 @@ def main() -> None:
             builds.append((entries, bulk_ledger(sync_url, account, entries)))
             targets.append((url, account))
         reads = asyncio.run(read_times(targets))
-        for (entries, build), (cached_s, summed_s, cached, summed) in zip(builds, reads):
+        for (entries, build), (cached_s, summed_s, cached, summed) in zip(builds, reads, strict=True):
             assert cached == summed, f"cached balance {cached} != ledger sum {summed}"
             results.append((f"balance read, {entries:,} entries (cached, by primary key)", f"{cached_s * 1e6:,.0f} µs",
                             f"median of 10 x 200 reads; ledger built in {build:.1f} s"))

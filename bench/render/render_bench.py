@@ -33,8 +33,8 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 ROOT = Path(__file__).resolve().parents[2]
 # The renderer is imported from the work tree, whatever the virtualenv's editable
@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from corpus import CorpusDocument, CorpusError, Kind, ensure_corpus  # noqa: E402
+from corpus import CorpusDocument, CorpusError, Kind, ensure_corpus
 
 # HylaFAX's pdf2fax.gs, A4 (-r209.10x196 makes an A4 page exactly 1728 px wide).
 GS_HYLAFAX = [
@@ -170,6 +170,8 @@ def faxbridge_pool(jobs: int, stderr_log: Path) -> cf.ProcessPoolExecutor:
 def run_faxbridge(
     pool: cf.ProcessPoolExecutor, docs: Sequence[CorpusDocument], outdir: Path
 ) -> tuple[float, float, list[DocResult]]:
+    from renderers import DocumentRefused
+
     outdir.mkdir(parents=True, exist_ok=True)
     results: list[DocResult] = []
     cpu0 = tree_cpu()
@@ -185,7 +187,9 @@ def run_faxbridge(
         res.seconds = time.perf_counter() - started
         try:
             res.pages_out = fut.result()
-        except Exception as exc:  # a refused document is a result, not a crash
+        # A refused document is a result, not a crash (renderers.worker turns whatever a
+        # converter raises into a refusal); so is a pool whose worker died.
+        except (DocumentRefused, cf.BrokenExecutor) as exc:
             res.error = f"{type(exc).__name__}: {exc}"
         res.size = res.out.stat().st_size if res.out.exists() else 0
     wall = time.perf_counter() - started
@@ -478,7 +482,7 @@ def machine_line(gs: str) -> str:
         import pypdfium2
 
         pdfium = str(getattr(pypdfium2, "V_PYPDFIUM2", None) or pypdfium2.version.PYPDFIUM_INFO)
-    except Exception:  # only informative
+    except (ImportError, AttributeError):  # only informative
         pdfium = "?"
     rev = subprocess.run(
         ["git", "-C", str(ROOT), "log", "-1", "--format=%h %cs", "--", "renderers"],
@@ -505,7 +509,9 @@ def _render_all(docs: Sequence[CorpusDocument], outdir: Path) -> tuple[int, floa
     for d in docs:
         try:
             pages += _faxbridge_render(str(d.path), str(outdir / f"{d.path.stem}.tif"))
-        except Exception as exc:
+        # Inline, nothing turns a converter's own error into a refusal (renderers.worker
+        # does that out of line): any of them is this document's outcome, printed.
+        except Exception as exc:  # noqa: BLE001 - printed as the document's outcome
             print(f"profile: {d.name}: {type(exc).__name__}: {exc}")
     return pages, time.perf_counter() - started
 
@@ -636,7 +642,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from renderers import render_fax  # noqa: F401
 
             pool = faxbridge_pool(args.jobs, args.out / "faxbridge-stderr.log")
-        except Exception as exc:
+        except (ImportError, OSError, cf.BrokenExecutor) as exc:
             print(f"faxbridge: renderer not usable ({type(exc).__name__}: {exc}); "
                   "only Ghostscript runs\n")
             tools.remove(FAXBRIDGE)

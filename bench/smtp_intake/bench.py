@@ -596,7 +596,7 @@ def measure(target: Target, args: argparse.Namespace) -> Result:
         if kept is not None:
             result.stored, result.stored_what = kept
         result.notes.extend(target.notes)
-    except Exception as exc:  # one broken target must not hide the others' figures
+    except Exception as exc:  # noqa: BLE001 - recorded: one broken target must not hide the others' figures
         result.error = f"{type(exc).__name__}: {exc}"
         log = target.log_tail()
         if log:

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from bridge.core import schema
 from bridge.abuse.component import AbuseComponent
 from bridge.abuse.poller import AbusePoller
-from bridge.core.db import Database
 from bridge.accounts.models import FaxNumber
+from bridge.core import schema
+from bridge.core.db import Database
 from tests.abuse.dovecot import PASSWORD, USER, Dovecot
 from tests.conftest import register
 from tests.support import Site, ThreadedServer, wait_for
@@ -45,7 +45,8 @@ def abuse_section(dovecot: Dovecot, **overrides: object) -> str:
     }
     lines = ["[abuse]"]
     for key, value in values.items():
-        lines.append(f"{key} = {str(value).lower() if isinstance(value, bool) else repr(value) if isinstance(value, str) else value}")
+        shown = str(value).lower() if isinstance(value, bool) else repr(value) if isinstance(value, str) else value
+        lines.append(f"{key} = {shown}")
     return "\n".join(lines).replace("'", '"') + "\n"
 
 

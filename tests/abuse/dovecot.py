@@ -127,7 +127,9 @@ service imap-login {{
     def start(self) -> Dovecot:
         # The daemon keeps inherited descriptors open: no pipes, or run() never returns.
         with (self.root / "start.log").open("ab") as out:
-            subprocess.run(["dovecot", "-c", str(self.conf)], check=True, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+            subprocess.run(
+                ["dovecot", "-c", str(self.conf)], check=True, stdin=subprocess.DEVNULL, stdout=out, stderr=out
+            )
         self.running = True
         deadline = time.monotonic() + 10
         while True:
@@ -150,7 +152,10 @@ service imap-login {{
         if master is not None:
             # The daemon made itself a session leader: its children share its session id.
             self._kill_session(master)
-        subprocess.run(["doveadm", "-c", str(self.conf), "stop"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            ["doveadm", "-c", str(self.conf), "stop"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while (self.root / "run" / "master.pid").exists() and time.monotonic() < deadline:
             time.sleep(0.02)

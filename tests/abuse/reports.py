@@ -161,7 +161,9 @@ def nested(reporter: str, depth: int) -> bytes:
 
 
 def looping(reporter: str, hops: int) -> bytes:
-    received = "".join(f"Received: from hop{n}.test by hop{n + 1}.test; Mon, 23 Nov 2026 10:00:00 +0000\r\n" for n in range(hops))
+    received = "".join(
+        f"Received: from hop{n}.test by hop{n + 1}.test; Mon, 23 Nov 2026 10:00:00 +0000\r\n" for n in range(hops)
+    )
     return (received + f"From: {reporter}\r\nTo: {ABUSE}\r\nSubject: loop\r\n\r\nfax +1 555 010 0001\r\n").encode()
 
 

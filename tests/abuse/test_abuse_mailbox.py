@@ -22,7 +22,11 @@ def wait_reports(site: Site, count: int, timeout: float = 30) -> list:
 
 def wait_filed(dovecot: Dovecot, processed: int, quarantined: int = 0, timeout: float = 20) -> None:
     wait_for(
-        lambda: dovecot.count("Processed") == processed and dovecot.count("Quarantine") == quarantined and dovecot.count("INBOX") == 0,
+        lambda: (
+            dovecot.count("Processed") == processed
+            and dovecot.count("Quarantine") == quarantined
+            and dovecot.count("INBOX") == 0
+        ),
         timeout=timeout,
         what=f"{processed} processed and {quarantined} quarantined, INBOX empty",
     )
@@ -101,7 +105,9 @@ def test_a_number_that_is_not_ours_gets_the_right_answer(abuse_site, holders, ab
     assert "could not find a fax number" in vague
 
 
-def test_distinct_reporters_reaching_the_threshold_suspend_the_account_and_number(abuse_site, holders, abuse_server, dovecot):
+def test_distinct_reporters_reaching_the_threshold_suspend_the_account_and_number(
+    abuse_site, holders, abuse_server, dovecot
+):
     number = "+1 555 010 0002"
     # The same person three times counts once.
     dovecot.append(*(reports.inline("same@example.net", number) for _ in range(3)))
@@ -116,7 +122,10 @@ def test_distinct_reporters_reaching_the_threshold_suspend_the_account_and_numbe
     assert case["state"] == "suspended" and "3 distinct reporters" in case["resolution"]
     # Alice is untouched.
     assert abuse_site.query("SELECT state FROM accounts WHERE id = ?", holders["alice"])[0]["state"] == "active"
-    mails = wait_for(lambda: [m for m in mail_to(abuse_site, "bob@example.com") if "suspended" in m.split("\n\n", 1)[0]], what="the suspension notice")
+    mails = wait_for(
+        lambda: [m for m in mail_to(abuse_site, "bob@example.com") if "suspended" in m.split("\n\n", 1)[0]],
+        what="the suspension notice",
+    )
     assert "R-ABUSE-3" in mails[0]
 
     # The operator's view, and a dismissal that lifts the suspension.
@@ -129,7 +138,9 @@ def test_distinct_reporters_reaching_the_threshold_suspend_the_account_and_numbe
     assert abuse_site.query("SELECT state FROM fax_numbers WHERE e164 = '+15550100002'")[0]["state"] == "assigned"
 
 
-def test_malformed_and_hostile_reports_are_quarantined_and_the_next_is_processed(abuse_site, holders, abuse_server, dovecot):
+def test_malformed_and_hostile_reports_are_quarantined_and_the_next_is_processed(
+    abuse_site, holders, abuse_server, dovecot
+):
     dovecot.append(
         reports.malformed("bad@example.net"),
         reports.nested("deep@example.net", 30),
@@ -152,7 +163,9 @@ def test_malformed_and_hostile_reports_are_quarantined_and_the_next_is_processed
     assert poller_of(abuse_server).connections == 1  # no crash, no reconnect
 
 
-def test_a_dovecot_restart_mid_run_loses_nothing_and_processes_nothing_twice(abuse_site, holders, abuse_server, dovecot):
+def test_a_dovecot_restart_mid_run_loses_nothing_and_processes_nothing_twice(
+    abuse_site, holders, abuse_server, dovecot
+):
     batch = [reports.inline(f"r{n}@example.net", "+1 555 010 0009") for n in range(40)]
     dovecot.append(*batch)
     wait_reports(abuse_site, 3)
@@ -175,7 +188,9 @@ def test_a_dovecot_restart_mid_run_loses_nothing_and_processes_nothing_twice(abu
 
 
 def test_a_uidvalidity_change_is_handled(abuse_site, holders, abuse_server, dovecot):
-    dovecot.append(reports.inline("one@example.net", "+1 555 010 0001"), reports.inline("two@example.net", "+1 555 010 0001"))
+    dovecot.append(
+        reports.inline("one@example.net", "+1 555 010 0001"), reports.inline("two@example.net", "+1 555 010 0001")
+    )
     wait_reports(abuse_site, 2)
     wait_filed(dovecot, processed=2)
     old = abuse_site.query("SELECT uidvalidity FROM abuse_mailboxes")[0]["uidvalidity"]

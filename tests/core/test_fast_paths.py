@@ -22,16 +22,16 @@ from sqlalchemy import Table, func, select
 
 from bridge.core import schema
 from bridge.core.db import Database, GroupCommit
-from bridge.mail.dkim import _relaxed_body
-from bridge.inbound.workpool import WorkContext, WorkFailed, WorkPool
-from bridge.mail.jobs import OutgoingMail
-from bridge.mail.kinds import MailKind
-from bridge.mail.mime import Attachment, FaxMail, base64_lines
 from bridge.core.models import Job
-from bridge.mail.outbox import MailStore
 from bridge.core.queue import JobQueue
 from bridge.core.runner import Runner
 from bridge.core.spool import Spool
+from bridge.inbound.workpool import WorkContext, WorkFailed, WorkPool
+from bridge.mail.dkim import _relaxed_body
+from bridge.mail.jobs import OutgoingMail
+from bridge.mail.kinds import MailKind
+from bridge.mail.mime import Attachment, FaxMail, base64_lines
+from bridge.mail.outbox import MailStore
 from tests.support import Site, assert_workers_die_with_a_killed_server
 
 
@@ -255,8 +255,8 @@ from bridge.core.spool import Spool
 
 async def main():
     root = Path({root!r})
-    pool = WorkPool(WorkContext(Site(root).write().settings(), MailStore(Spool(root / "spool"), mail_domain="fax.example")),
-                    processes=2)
+    store = MailStore(Spool(root / "spool"), mail_domain="fax.example")
+    pool = WorkPool(WorkContext(Site(root).write().settings(), store), processes=2)
     pids = {{await pool.run(worker_pid) for _ in range(20)}}
     print(*sorted(pids), flush=True)
     os.kill(os.getpid(), 9)  # the server dies without shutting anything down

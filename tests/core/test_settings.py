@@ -8,7 +8,6 @@ import pydantic
 import pytest
 
 from bridge.core.settings import SettingsError
-
 from bridge.settings import load_settings
 from tests.support import FAXBRIDGE, REPO
 
@@ -17,7 +16,7 @@ def test_defaults_describe_the_embedded_server():
     settings = load_settings(environ={})
     assert settings.database.url.startswith("sqlite+aiosqlite:///var/")
     assert settings.mail.transport == "maildir"
-    assert [(l.host, l.port) for l in settings.smtp.listeners] == [("127.0.0.1", 2525)]
+    assert [(listener.host, listener.port) for listener in settings.smtp.listeners] == [("127.0.0.1", 2525)]
     assert settings.smtp.max_message_size == 25 * 1024 * 1024
     assert settings.smtp.max_recipients == 50
 
@@ -41,7 +40,11 @@ def test_environment_overrides_a_single_key_and_the_site_file_is_found_by_variab
     site = tmp_path / "site.toml"
     site.write_text('[smtp]\nmax_recipients = 10\n')
     settings = load_settings(
-        environ={"FAXBRIDGE_CONFIG": str(site), "FAXBRIDGE__SMTP__MAX_RECIPIENTS": "7", "FAXBRIDGE__MAIL__RELAY_HOST": "relay.example.com"}
+        environ={
+            "FAXBRIDGE_CONFIG": str(site),
+            "FAXBRIDGE__SMTP__MAX_RECIPIENTS": "7",
+            "FAXBRIDGE__MAIL__RELAY_HOST": "relay.example.com",
+        }
     )
     assert settings.smtp.max_recipients == 7
     assert settings.mail.relay_host == "relay.example.com"
@@ -78,7 +81,9 @@ def test_a_misspelt_next_queue_is_refused_at_start_naming_the_queues_there_are()
 def test_serve_refuses_to_start_on_a_bad_configuration(tmp_path):
     site = tmp_path / "site.toml"
     site.write_text('[queue]\nlease_seconds = -1\n')
-    result = subprocess.run([*FAXBRIDGE, "--config", str(site), "serve"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    result = subprocess.run(
+        [*FAXBRIDGE, "--config", str(site), "serve"], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
     assert result.returncode == 2
     assert "queue.lease_seconds = -1: Input should be greater than 0" in result.stderr
     assert "Traceback" not in result.stderr
@@ -86,7 +91,14 @@ def test_serve_refuses_to_start_on_a_bad_configuration(tmp_path):
 
 def test_unknown_pipeline_step_is_refused_at_start(tmp_path):
     site = tmp_path / "site.toml"
-    site.write_text(f'[intake]\npipeline = ["authenticate", "teleport"]\n[paths]\nvar_dir = "{tmp_path}/var"\nspool_dir = "{tmp_path}/var/spool"\n[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/var/f.db"\n[[smtp.listeners]]\nname = "mx"\nhost = "127.0.0.1"\nport = 0\ntls = "none"\n')
-    result = subprocess.run([*FAXBRIDGE, "--config", str(site), "serve"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    site.write_text(
+        f'[intake]\npipeline = ["authenticate", "teleport"]\n'
+        f'[paths]\nvar_dir = "{tmp_path}/var"\nspool_dir = "{tmp_path}/var/spool"\n'
+        f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/var/f.db"\n'
+        '[[smtp.listeners]]\nname = "mx"\nhost = "127.0.0.1"\nport = 0\ntls = "none"\n'
+    )
+    result = subprocess.run(
+        [*FAXBRIDGE, "--config", str(site), "serve"], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
     assert result.returncode == 2, result.stderr
     assert "unknown step(s) ['teleport']" in result.stderr

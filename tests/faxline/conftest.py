@@ -47,7 +47,7 @@ def read_pages(path: Path) -> list[Image.Image]:
 def same_pages(sent: Path, received: Path) -> bool:
     """True when both files hold the same number of pixel-identical pages."""
     a, b = read_pages(sent), read_pages(received)
-    return len(a) == len(b) and all(x.size == y.size and x.tobytes() == y.tobytes() for x, y in zip(a, b))
+    return len(a) == len(b) and all(x.size == y.size and x.tobytes() == y.tobytes() for x, y in zip(a, b, strict=True))
 
 
 @pytest.fixture(scope="session")

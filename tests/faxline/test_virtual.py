@@ -16,8 +16,16 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from bridge.faxline import CallOutcome, CallRequest, CallResult, FaxLine, InboundFax, InboundHandler, LineClosed
-from bridge.faxline import spandsp
+from bridge.faxline import (
+    CallOutcome,
+    CallRequest,
+    CallResult,
+    FaxLine,
+    InboundFax,
+    InboundHandler,
+    LineClosed,
+    spandsp,
+)
 from bridge.faxline.base import FaxDocumentError
 from bridge.faxline.virtual import VirtualLine, VirtualLineSettings
 from tests.faxline.conftest import read_pages, same_pages

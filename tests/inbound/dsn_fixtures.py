@@ -54,7 +54,10 @@ ALL = {
 
 # Not DSNs at all: an out-of-office reply, and a plain-text "bounce" from a broken
 # mailer that is no multipart/report. Both are accepted and change nothing.
-AUTO_REPLY = b"From: fred@example.com\r\nSubject: Out of office\r\nAuto-Submitted: auto-replied\r\n\r\nI am away until Monday.\r\n"
+AUTO_REPLY = (
+    b"From: fred@example.com\r\nSubject: Out of office\r\nAuto-Submitted: auto-replied\r\n\r\n"
+    b"I am away until Monday.\r\n"
+)
 PLAIN_TEXT_BOUNCE = (
     b"From: MAILER-DAEMON@old.example.net\r\nSubject: failure notice\r\n\r\n"
     b"Sorry, I couldn't deliver your message to <x@old.example.net>.\r\n"
@@ -68,7 +71,7 @@ def dsn(recipient: str, *blocks: Dsn, recipients: list[str] | None = None) -> by
     per_recipient = "\n".join(
         f"Final-Recipient: rfc822; {name}\nOriginal-Recipient: rfc822;{name}\nAction: {block.action}\n"
         f"Status: {block.status}\nDiagnostic-Code: smtp; {block.diagnostic}\n"
-        for name, block in zip(names, blocks)
+        for name, block in zip(names, blocks, strict=True)
     )
     return f"""From: MAILER-DAEMON@mx.example.com
 To: bounces@{FAX_DOMAIN}

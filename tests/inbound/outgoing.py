@@ -148,9 +148,10 @@ def make_every_template(running: Running, one_page: Path) -> OutgoingMail:
         smtp.ehlo("client.example.com")
         smtp.send_message(fax_message("alice@example.com", f"+12125550100@{FAX_DOMAIN}", subject="Blank", body=""))
     rejection = _one(running, "alice@example.com", "Not sent: Blank")
+    invoice_pdf = text_pdf("Invoice 2291", "Total due: 120.00")
     invoice = fax_message("alice@example.com", f"{REMOTE}@{FAX_DOMAIN}", subject="Invoice 2291",
                           body="Please find our invoice attached.",
-                          attachments=[("invoice.pdf", "application/pdf", text_pdf("Invoice 2291", "Total due: 120.00"))])
+                          attachments=[("invoice.pdf", "application/pdf", invoice_pdf)])
     _smtp(running, "alice@example.com", f"{REMOTE}@{FAX_DOMAIN}", invoice.as_bytes())
     receipt = _one(running, "alice@example.com", "Sent: Invoice 2291", timeout=120)
 

@@ -97,24 +97,29 @@ class Running:
         """A real T.30 call from a virtual fax machine to a service number."""
         line = self.server.app.line
         assert line is not None
-        request = CallRequest(to_number=number, tiff_path=tiff, caller_number=caller, station_id=station, job_id="test-call")
+        request = CallRequest(
+            to_number=number, tiff_path=tiff, caller_number=caller, station_id=station, job_id="test-call"
+        )
         return self.run(line.place_call(request))
 
     def mails(self, address: str) -> list[EmailMessage]:
         return [BytesParser(policy=policy.default).parsebytes(raw) for raw in self.site.mailbox(address)]
 
     def wait_for_mail(self, address: str, count: int = 1, timeout: float = 30) -> list[EmailMessage]:
-        wait_for(lambda: len(self.site.mailbox(address)) >= count, timeout=timeout, what=f"{count} mail(s) to {address}")
+        wait_for(
+            lambda: len(self.site.mailbox(address)) >= count, timeout=timeout, what=f"{count} mail(s) to {address}"
+        )
         return self.mails(address)
 
     def fax_rows(self) -> list[sqlite3.Row]:
         return self.site.query("SELECT * FROM inbound_faxes ORDER BY received_at")
 
     def wait_for_fax_state(self, state: str, count: int = 1, timeout: float = 30) -> list[sqlite3.Row]:
-        return wait_for(
-            lambda: [r for r in self.fax_rows() if r["state"] == state] if len([r for r in self.fax_rows() if r["state"] == state]) >= count else None,
-            timeout=timeout, what=f"{count} fax(es) {state}",
-        )
+        def in_state() -> list[sqlite3.Row] | None:
+            rows = [r for r in self.fax_rows() if r["state"] == state]
+            return rows if len(rows) >= count else None
+
+        return wait_for(in_state, timeout=timeout, what=f"{count} fax(es) {state}")
 
 
 def opendkim_verdict(eml: bytes, dns_records: list[tuple[str, str]], folder: Path) -> str:
@@ -125,5 +130,7 @@ def opendkim_verdict(eml: bytes, dns_records: list[tuple[str, str]], folder: Pat
     conf.write_text(f"Mode v\nTestDNSData file:{keys}\nSyslog no\n")
     message = folder / "message.eml"
     message.write_bytes(eml)
-    result = subprocess.run(["opendkim", "-x", str(conf), "-t", str(message)], capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        ["opendkim", "-x", str(conf), "-t", str(message)], capture_output=True, text=True, timeout=30
+    )
     return result.stdout + result.stderr

@@ -26,11 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import handlers.inbound
 from bridge.accounts.models import Account, FaxNumber
 from bridge.accounts.senders import create_account
-from bridge.services import Services
 from bridge.core.component import Provided
 from bridge.core.db import Database
-from bridge.core.pipeline import steps_in
 from bridge.core.models import Job
+from bridge.core.pipeline import steps_in
 from bridge.core.queue import DONE, FAILED, REJECTED, JobQueue
 from bridge.core.spool import Spool
 from bridge.faxline.base import InboundFax
@@ -42,6 +41,7 @@ from bridge.inbound.pipeline import InboundRunner, InboundStep
 from bridge.mail.jobs import QUEUE_MAIL
 from bridge.money.meter import METERING, Metering, Reception
 from bridge.money.models import UsageRecord
+from bridge.services import Services
 from tests.support import Site
 
 
@@ -133,7 +133,8 @@ async def inbound(request: pytest.FixtureRequest, tmp_path: Path, three_pages: P
     site = Site(tmp_path).write()
     if request.param == "postgresql":
         url = request.getfixturevalue("postgres_server").new_database()
-        site.config.write_text(site.config.read_text().replace(f'url = "sqlite+aiosqlite:///{site.db_path}"', f'url = "{url}"'))
+        sqlite = f'url = "sqlite+aiosqlite:///{site.db_path}"'
+        site.config.write_text(site.config.read_text().replace(sqlite, f'url = "{url}"'))
     settings = site.settings()
     services = await Services.open(settings, upgrade=True)
     metering = FlakyMetering(Metering(settings, services.db))

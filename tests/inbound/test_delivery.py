@@ -32,7 +32,7 @@ def tiff_strips(path: Path) -> list[bytes]:
         for index in range(tiff.n_frames):
             tiff.seek(index)
             offsets, counts = tiff.tag_v2[273], tiff.tag_v2[279]
-            strip = b"".join(data[o:o + c] for o, c in zip(offsets, counts))
+            strip = b"".join(data[o:o + c] for o, c in zip(offsets, counts, strict=True))
             if tiff.tag_v2.get(266, 1) == 2:  # FillOrder LSB first (spandsp's): PDF wants MSB first
                 strip = strip.translate(_REVERSED_BITS)
             strips.append(strip)
@@ -59,7 +59,7 @@ def test_received_fax_is_mailed_as_a_pdf_of_the_same_pages(running: Running, thr
     pdf = PdfReader(io.BytesIO(attachment(mail, "application", "pdf")))
     assert len(pdf.pages) == 3
     strips = tiff_strips(stored)
-    for page, strip in zip(pdf.pages, strips):
+    for page, strip in zip(pdf.pages, strips, strict=True):
         [image] = [x.get_object() for x in page["/Resources"]["/XObject"].values()]
         filters = image["/Filter"]
         assert (list(filters) if not isinstance(filters, str) else [filters]) == ["/CCITTFaxDecode"]

@@ -78,7 +78,7 @@ def test_mail_to_the_unsubscribe_address_opts_out_over_smtp(running: Running, on
     account = customer(running.site, "mia@example.com", NUMBER, plan="plus")
     running.fax_to(NUMBER, one_page)
     [mail] = running.wait_for_mail("mia@example.com")
-    mailto = [v.strip(" <>") for v in mail["List-Unsubscribe"].split(",")][0]
+    mailto = mail["List-Unsubscribe"].split(",")[0].strip(" <>")
     address = mailto.removeprefix("mailto:")
     assert address.endswith(f"@{FAX_DOMAIN}")
     with smtplib.SMTP("127.0.0.1", running.site.ports["mx"], timeout=30) as smtp:

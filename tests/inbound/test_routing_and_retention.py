@@ -72,8 +72,10 @@ def test_unrouted_faxes_can_be_held_for_an_operator(tmp_path: Path, one_page: Pa
 
 def test_blocked_caller_is_neither_delivered_nor_charged(running: Running, one_page: Path) -> None:
     account = customer(running.site, "picky@example.com", NUMBER, plan="plus")
-    execute(running.site, "INSERT INTO blocked_senders (account_id, kind, value, created_at) VALUES (?, 'caller', ?, ?)",
-            account, CALLER, days_ago(0))
+    execute(
+        running.site, "INSERT INTO blocked_senders (account_id, kind, value, created_at) VALUES (?, 'caller', ?, ?)",
+        account, CALLER, days_ago(0),
+    )
     running.fax_to(NUMBER, one_page)
     [row] = running.wait_for_fax_state("blocked")
     assert row["account_id"] == account

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.inbound.support import Running, customer, execute
+from tests.inbound.support import Running, customer, execute, inbound_site
 from tests.money.support import APPROVES
 from tests.support import ThreadedServer, wait_for
-from tests.inbound.support import inbound_site
 
 NUMBER = "+15550109901"  # one of the service's numbers, toll-free: every page is charged (R-PLAN-3)
 

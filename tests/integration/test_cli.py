@@ -6,7 +6,9 @@ from tests.support import Site
 
 
 def test_account_add_list_and_show(site: Site):
-    added = site.cli("account", "add", "Carol@Example.com", "carol@work.example", "--name", "Carol", "--plan", "pro", "--pin", "1234")
+    added = site.cli(
+        "account", "add", "Carol@Example.com", "carol@work.example", "--name", "Carol", "--plan", "pro", "--pin", "1234"
+    )
     assert added.stdout.strip() == "account 1 (pro): carol@example.com, carol@work.example"
     listed = site.cli("account", "list").stdout
     assert "pro" in listed and "carol@example.com, carol@work.example" in listed

@@ -33,7 +33,9 @@ def submit_many(site: Site, sender: str, count: int) -> list[str]:
     with smtplib.SMTP("127.0.0.1", site.ports["mx"], timeout=30) as connection:
         connection.ehlo("client.example.com")
         for n in range(count):
-            message = fax_message(sender, NUMBER, subject=f"Fax {n}", attachments=[("a.pdf", "application/pdf", MINIMAL_PDF)])
+            message = fax_message(
+                sender, NUMBER, subject=f"Fax {n}", attachments=[("a.pdf", "application/pdf", MINIMAL_PDF)]
+            )
             connection.mail(sender)
             connection.rcpt(NUMBER)
             code, reply = connection.data(message.as_bytes())
@@ -63,7 +65,10 @@ def test_submissions_survive_kill_9_right_after_250_and_are_processed_after_rest
         assert sorted(r["id"] for r in parents) == sorted(ids)
         calls = site.query("SELECT parent_id FROM jobs WHERE queue = 'call'")
         assert sorted(r["parent_id"] for r in calls) == sorted(ids)
-        receipts = wait_for(lambda: len(site.mailbox("alice@example.com")) == len(ids) and site.mailbox("alice@example.com"), what="one receipt per fax")
+        receipts = wait_for(
+            lambda: len(site.mailbox("alice@example.com")) == len(ids) and site.mailbox("alice@example.com"),
+            what="one receipt per fax",
+        )
         assert len(receipts) == len(ids)
     finally:
         assert restarted.terminate() == 0

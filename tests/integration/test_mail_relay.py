@@ -38,7 +38,10 @@ def run_with_relay(site: Site, relay: FlakyRelay, port: int) -> tuple[ThreadedSe
     settings = site.settings().model_copy(
         update={
             "mail": site.settings().mail.model_copy(
-                update={"transport": "smtp", "relay_host": "127.0.0.1", "relay_port": port, "relay_tls": "none", "retry_delays": (0.3,)}
+                update={
+                    "transport": "smtp", "relay_host": "127.0.0.1", "relay_port": port, "relay_tls": "none",
+                    "retry_delays": (0.3,),
+                }
             )
         }
     )
@@ -48,7 +51,8 @@ def run_with_relay(site: Site, relay: FlakyRelay, port: int) -> tuple[ThreadedSe
 def submit_empty_fax(site: Site) -> None:
     with smtplib.SMTP("127.0.0.1", site.ports["mx"], timeout=30) as connection:
         connection.ehlo("client.example.com")
-        connection.send_message(fax_message("alice@example.com", f"+12125550100@{FAX_DOMAIN}", subject="Blank", body=""))
+        blank = fax_message("alice@example.com", f"+12125550100@{FAX_DOMAIN}", subject="Blank", body="")
+        connection.send_message(blank)
 
 
 def test_notices_are_retried_while_the_relay_defers_then_delivered(site):

@@ -4,16 +4,16 @@ customer's mail program or a mail admin's relay talks to it."""
 from __future__ import annotations
 
 import json
-from email import policy
-from email.parser import BytesParser
 import smtplib
 import ssl
 import subprocess
+from email import policy
+from email.parser import BytesParser
 
 import pytest
 
 from tests.conftest import register
-from tests.support import past_intake, FAX_DOMAIN, MINIMAL_PDF, Site, fax_message, wait_for
+from tests.support import FAX_DOMAIN, MINIMAL_PDF, Site, fax_message, past_intake, wait_for
 
 NUMBER = f"+12125550100@{FAX_DOMAIN}"
 
@@ -103,7 +103,8 @@ def test_submission_listener_requires_tls_then_auth(site, server, alice):
         code, _ = connection.mail(alice)
         assert code == 250
         assert connection.rcpt(NUMBER)[0] == 250
-        code, reply = connection.data(fax_message(alice, NUMBER, attachments=[("a.pdf", "application/pdf", MINIMAL_PDF)]).as_bytes())
+        message = fax_message(alice, NUMBER, attachments=[("a.pdf", "application/pdf", MINIMAL_PDF)])
+        code, reply = connection.data(message.as_bytes())
         assert code == 250, reply
 
 
@@ -111,7 +112,8 @@ def test_implicit_tls_listener_accepts_a_logged_in_submission(site, server, alic
     with smtplib.SMTP_SSL("127.0.0.1", site.ports["smtps"], context=insecure_tls(), timeout=30) as connection:
         connection.ehlo("client.example.com")
         connection.login(alice, "2468")
-        refused = connection.send_message(fax_message(alice, NUMBER, attachments=[("a.pdf", "application/pdf", MINIMAL_PDF)]))
+        message = fax_message(alice, NUMBER, attachments=[("a.pdf", "application/pdf", MINIMAL_PDF)])
+        refused = connection.send_message(message)
         assert refused == {}
 
 
@@ -129,7 +131,8 @@ def test_logged_in_user_cannot_send_for_another_account(site, server, alice):
 
 def test_size_is_advertised_and_oversized_mail_refused_552(tmp_path):
     site = Site(tmp_path, extra="").write()
-    site.config.write_text(site.config.read_text().replace('hostname = "faxbridge.test"', 'hostname = "faxbridge.test"\nmax_message_size = 100000'))
+    limited = 'hostname = "faxbridge.test"\nmax_message_size = 100000'
+    site.config.write_text(site.config.read_text().replace('hostname = "faxbridge.test"', limited))
     from tests.support import ThreadedServer
 
     register(site, "alice@example.com")
@@ -139,7 +142,9 @@ def test_size_is_advertised_and_oversized_mail_refused_552(tmp_path):
             assert connection.esmtp_features["size"] == "100000"
             code, reply = connection.mail("alice@example.com", ["SIZE=200000"])
             assert code == 552 and b"5.3.4" in reply
-        big = fax_message("alice@example.com", NUMBER, attachments=[("big.pdf", "application/pdf", b"%PDF" + b"x" * 150_000)])
+        big = fax_message(
+            "alice@example.com", NUMBER, attachments=[("big.pdf", "application/pdf", b"%PDF" + b"x" * 150_000)]
+        )
         with client(site) as connection:
             connection.mail("alice@example.com")
             connection.rcpt(NUMBER)
@@ -181,7 +186,9 @@ def test_numbers_that_cannot_be_valid_are_refused_550_5_1_3(site, server, alice,
         assert code == 550 and reply.startswith(b"5.1.3") and reason in reply, reply
 
 
-@pytest.mark.parametrize("local_part", ["signup", "abuse", "account", "broadcast", "postmaster-nobody", "unsubscribe", "bounces+x"])
+@pytest.mark.parametrize(
+    "local_part", ["signup", "abuse", "account", "broadcast", "postmaster-nobody", "unsubscribe", "bounces+x"]
+)
 def test_service_addresses_without_a_handler_yet_are_unknown_550_5_1_1(site, server, alice, local_part):
     with client(site) as connection:
         connection.mail(alice)
@@ -197,7 +204,9 @@ def test_written_forms_of_numbers_are_normalised_to_e164(site, server, alice):
         f"(2125550102)@{FAX_DOMAIN}".replace("(", "").replace(")", ""),  # national, default region US
         f"+12125550101@{FAX_DOMAIN.upper()}",  # same number again: faxed once
     ]
-    code, reply = send(site, fax_message(alice, forms[0], attachments=[("a.pdf", "application/pdf", MINIMAL_PDF)]), to=forms)
+    message = fax_message(alice, forms[0], attachments=[("a.pdf", "application/pdf", MINIMAL_PDF)])
+    code, reply = send(site, message, to=forms)
+    assert code == 250, reply
     job_id = queue_id_of(reply)
     job = wait_for(lambda: past_intake(site, job_id))
     assert json.loads(job["payload"])["recipients"] == ["+12125550101", "+442079460000", "+33142685300", "+12125550102"]
@@ -227,7 +236,9 @@ def test_suspended_account_cannot_send(site, server):
 
 
 def test_same_message_twice_is_acknowledged_but_processed_once(site, server, alice):
-    raw = fax_message(alice, NUMBER, message_id="<once@example.com>", attachments=[("a.pdf", "application/pdf", MINIMAL_PDF)]).as_bytes()
+    raw = fax_message(
+        alice, NUMBER, message_id="<once@example.com>", attachments=[("a.pdf", "application/pdf", MINIMAL_PDF)]
+    ).as_bytes()
     replies = []
     for hop in (b"", b"Received: from relay.example.com by mx; Mon, 23 Nov 2026 10:00:00 +0000\r\n"):
         with client(site) as connection:
@@ -243,6 +254,7 @@ def test_same_message_twice_is_acknowledged_but_processed_once(site, server, ali
 
 def test_message_with_nothing_to_fax_is_answered_by_mail(site, server, alice):
     code, reply = send(site, fax_message(alice, NUMBER, subject="Empty", body="   \n"))
+    assert code == 250, reply
     job_id = queue_id_of(reply)
     job = wait_for(lambda: (j := site.job(job_id))["state"] == "rejected" and j)
     assert job["stage"] == "parse"
@@ -288,6 +300,7 @@ def test_dot_stuffed_lines_arrive_as_the_sender_wrote_them(site, server, alice):
     body = ".leading dot\r\n..two dots\r\nmiddle . dot.\r\n.\r\n"  # last line: a lone dot, stuffed by smtplib
     message = fax_message(alice, NUMBER, body=body.replace("\r\n", "\n"), message_id="<dots@example.com>")
     code, reply = send(site, message)
+    assert code == 250, reply
     job_id = queue_id_of(reply)
     job = wait_for(lambda: past_intake(site, job_id))
     assert json.loads(job["payload"])["body_text"] == ".leading dot\n..two dots\nmiddle . dot.\n.\n"
@@ -300,6 +313,7 @@ def test_bare_lf_dot_does_not_end_the_data(site, server, alice):
         connection.mail(alice)
         connection.rcpt(NUMBER)
         code, reply = connection.data(head.encode())
+    assert code == 250, reply
     job_id = queue_id_of(reply)
     job = wait_for(lambda: past_intake(site, job_id))
     assert "MAIL FROM:<x@evil.example>" in json.loads(job["payload"])["body_text"]

@@ -9,9 +9,9 @@ import random
 
 from sqlalchemy import select
 
-from bridge.outbound.models import CallAttempt
 from bridge.money.models import CardCharge
 from bridge.money.processor import ChargeResult
+from bridge.outbound.models import CallAttempt
 from tests.money.support import Books
 
 NUMBER = "+12125550100"
@@ -55,7 +55,7 @@ async def test_many_concurrent_faxes_for_one_account_hold_and_charge_exactly_and
     account = await books.account()
     jobs = [books.job(account, [NUMBER], 4) for _ in range(30)]  # 30 x USD 0.40 = USD 12.00
     results = await asyncio.gather(*(books.metering.authorise(job) for job in jobs), return_exceptions=True)
-    held = [job for job, result in zip(jobs, results) if not isinstance(result, Exception)]
+    held = [job for job, result in zip(jobs, results, strict=True) if not isinstance(result, Exception)]
     refused = [result for result in results if isinstance(result, Exception)]
     state = await books.state(account)
     # One deposit of USD 10.00 covers 25 faxes; the rest are refused, not overdrawn.
@@ -79,7 +79,9 @@ async def test_a_charge_made_before_a_crash_is_reconciled_by_its_key_not_charged
         charge = await books.metering.payments.request(
             tx, state, purpose="deposit", amount_minor=1000, key="deposit:crash:1", memo="first deposit")
         token = charge.token
-    made = await books.processor.charge(token, 1000, "USD", idempotency_key="deposit:crash:1", description="first deposit")
+    made = await books.processor.charge(
+        token, 1000, "USD", idempotency_key="deposit:crash:1", description="first deposit"
+    )
     assert made.approved
     assert await books.entries(account) == []  # the crash: charged, not recorded
     # A new process starts: the component reconciles before taking any fax in.

@@ -138,8 +138,10 @@ def test_R_DEP_10_200_faxes_at_once_with_a_kill_9_midway_are_each_charged_exactl
         with ThreadPoolExecutor(CLIENTS) as pool:
             futures = [pool.submit(client, site, c, pdf, accepted) for c in range(CLIENTS)]
             # Half-way: some faxes accepted and some already on the line.
-            wait_for(lambda: accepted.count() >= 60 and rows(site, "SELECT COUNT(*) AS n FROM call_attempts")[0]["n"] >= 3,
-                     timeout=90, what="faxes accepted and calls under way")
+            wait_for(
+                lambda: accepted.count() >= 60 and rows(site, "SELECT COUNT(*) AS n FROM call_attempts")[0]["n"] >= 3,
+                timeout=90, what="faxes accepted and calls under way",
+            )
             server.kill9()
             killed_at = accepted.count()
             time.sleep(0.5)
@@ -198,7 +200,9 @@ def test_R_DEP_10_200_faxes_at_once_with_a_kill_9_midway_are_each_charged_exactl
 
     # R-DEP-10: the caches equal the sums; every hold is settled.
     [state] = rows(site, "SELECT * FROM billing_accounts WHERE account_id = ?", account)
-    total = rows(site, "SELECT COALESCE(SUM(amount_minor), 0) AS s FROM ledger_entries WHERE account_id = ?", account)[0]["s"]
+    [summed] = rows(site, "SELECT COALESCE(SUM(amount_minor), 0) AS s FROM ledger_entries WHERE account_id = ?",
+                    account)
+    total = summed["s"]
     assert state["balance_minor"] == total == sum(made.values()) - billed
     assert state["held_minor"] == 0
     assert rows(site, "SELECT id FROM money_holds WHERE state = 'held'") == []

@@ -34,7 +34,9 @@ async def test_R_DEP_1_first_send_charges_the_deposit_to_the_card_then_holds_the
     ("number", "rate"),
     [("+12125550100", 10), ("+442079460000", 12), ("+33142685300", 10), ("+4930123456", 10)],
 )
-async def test_R_DEP_2_usage_is_drawn_from_the_deposit_at_the_standard_rate_for_the_destination(books: Books, number, rate):
+async def test_R_DEP_2_usage_is_drawn_from_the_deposit_at_the_standard_rate_for_the_destination(
+    books: Books, number, rate
+):
     account = await books.account()
     job = books.job(account, [number], 2)
     quote = await books.metering.authorise(job)
@@ -189,7 +191,9 @@ async def test_R_DEP_8_a_declined_fee_the_deposit_cannot_cover_suspends_with_a_n
         ("plus", APPROVES, "active", 101, "more than your deposit can cover even after a new deposit of USD 10.00"),
     ],
 )
-async def test_R_DEP_9_work_that_cannot_be_paid_for_is_refused_with_the_quote_and_why(books: Books, plan, card, state, pages, reason):
+async def test_R_DEP_9_work_that_cannot_be_paid_for_is_refused_with_the_quote_and_why(
+    books: Books, plan, card, state, pages, reason
+):
     account = await books.account(plan=plan, card=card, state=state)
     with pytest.raises(PaymentRefused) as refused:
         await books.metering.authorise(books.job(account, [NUMBER], pages))
@@ -202,7 +206,10 @@ async def test_R_DEP_9_work_that_cannot_be_paid_for_is_refused_with_the_quote_an
 
 @pytest.mark.parametrize(
     ("digits", "minor", "text"),
-    [(2, 120, "USD 1.20"), (2, 5, "USD 0.05"), (2, -30, "USD -0.30"), (2, 100000, "USD 1000.00"), (0, 1500, "USD 1500")],
+    [
+        (2, 120, "USD 1.20"), (2, 5, "USD 0.05"), (2, -30, "USD -0.30"), (2, 100000, "USD 1000.00"),
+        (0, 1500, "USD 1500"),
+    ],
 )
 def test_R_DEP_10_money_is_formatted_exactly_from_integer_minor_units(digits, minor, text):
     money = Money("USD", digits)
@@ -216,8 +223,9 @@ async def test_R_DEP_10_the_ledger_is_append_only_and_the_balance_is_its_sum(boo
         state = await books.metering.ledger.account(tx, account)
         with pytest.raises(TypeError):
             await books.metering.ledger.post(tx, state, kind="adjustment", amount_minor=0.1, key="float", reference="t")  # type: ignore[arg-type]
-        first = await books.metering.ledger.post(tx, state, kind="adjustment", amount_minor=250, key="k1", reference="t")
-        again = await books.metering.ledger.post(tx, state, kind="adjustment", amount_minor=250, key="k1", reference="t")
+        ledger = books.metering.ledger
+        first = await ledger.post(tx, state, kind="adjustment", amount_minor=250, key="k1", reference="t")
+        again = await ledger.post(tx, state, kind="adjustment", amount_minor=250, key="k1", reference="t")
         assert again.id == first.id and state.balance_minor == 250  # a key posts once
     async with books.db.reading() as session:
         assert await session.scalar(select(LedgerEntry.currency).where(LedgerEntry.id == first.id)) == "USD"
@@ -226,4 +234,5 @@ async def test_R_DEP_10_the_ledger_is_append_only_and_the_balance_is_its_sum(boo
 
 async def _charges(books: Books, account: int, state: str) -> list[CardCharge]:
     async with books.db.reading() as session:
-        return list(await session.scalars(select(CardCharge).where(CardCharge.account_id == account, CardCharge.state == state)))
+        query = select(CardCharge).where(CardCharge.account_id == account, CardCharge.state == state)
+        return list(await session.scalars(query))

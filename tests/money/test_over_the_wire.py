@@ -51,7 +51,8 @@ def test_R_DEP_9_a_free_accounts_fax_is_refused_and_the_sender_is_mailed_the_quo
     flat = " ".join(text.split())
     pages = json.loads(job["payload"])["rendered"]["page_count"]
     assert "Your Free plan receives faxes by email but cannot send them." in flat
-    assert f"On the Plus plan this fax would cost USD 0.{pages}0 ({pages} page{'s' if pages > 1 else ''} x USD 0.10 to {NUMBER})" in flat
+    plural = "s" if pages > 1 else ""
+    assert f"On the Plus plan this fax would cost USD 0.{pages}0 ({pages} page{plural} x USD 0.10 to {NUMBER})" in flat
     assert "Upgrade your account to Plus to send faxes by email" in flat
     assert "you have not been charged" in flat
     assert site.query("SELECT COUNT(*) AS n FROM ledger_entries")[0]["n"] == 0

@@ -38,7 +38,9 @@ async def test_R_PLAN_1_free_receives_only_and_paid_plans_send(books: Books, pla
         ("free", 0, 50, 0),  # Free pays nothing (fair use watches it instead)
     ],
 )
-async def test_R_PLAN_2_monthly_allowance_of_received_units_then_a_fee_per_unit(books: Books, plan, already, pages, charged):
+async def test_R_PLAN_2_monthly_allowance_of_received_units_then_a_fee_per_unit(
+    books: Books, plan, already, pages, charged
+):
     account = await books.account(plan=plan)
     if already:
         await books.inbound(account, "earlier", already)

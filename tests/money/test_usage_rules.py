@@ -50,7 +50,9 @@ async def test_R_USE_2_partial_minute_bills_an_extra_page(books: Books, pages, s
         ("not_in_service", False, 0, 3, 0),
     ],
 )
-async def test_R_USE_3_every_answered_attempt_is_billed_and_only_those(books: Books, outcome, answered, pages, seconds, charged):
+async def test_R_USE_3_every_answered_attempt_is_billed_and_only_those(
+    books: Books, outcome, answered, pages, seconds, charged
+):
     account = await books.account()
     job = books.job(account, [NUMBER], 2)
     await books.metering.authorise(job)
@@ -67,8 +69,9 @@ async def test_R_USE_3_each_answered_retry_is_billed_again_but_each_attempt_once
     assert (first, second) == (10, 20)
     # The same attempt charged again (a retried transaction) costs nothing more.
     async with books.db.transaction() as tx:
-        from bridge.outbound.models import CallAttempt
         from sqlalchemy import select
+
+        from bridge.outbound.models import CallAttempt
 
         attempt = await tx.scalar(select(CallAttempt).where(CallAttempt.attempt == 2))
         assert await books.metering.charge_attempt(tx, job=job, attempt=attempt) == 20
@@ -99,7 +102,9 @@ async def test_R_USE_1_each_received_page_is_a_unit(books: Books, plan, pages, s
 
 
 @pytest.mark.parametrize(("received", "noticed"), [(20, False), (21, True)])
-async def test_R_USE_4_free_account_over_20_pages_in_30_days_is_told_and_offered_an_upgrade(books: Books, received, noticed):
+async def test_R_USE_4_free_account_over_20_pages_in_30_days_is_told_and_offered_an_upgrade(
+    books: Books, received, noticed
+):
     account = await books.account(plan="free", card=None)
     await books.inbound(account, "old", 15)
     books.clock.advance(days=31)  # the old pages leave the window

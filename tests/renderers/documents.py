@@ -49,7 +49,8 @@ def tinted_scan_pdf() -> bytes:
         document.close()
     tinted = clean.point(lambda v: 60 + v * (200 - 60) // 255)
     noise = random.Random(3)
-    grain = Image.frombytes("L", tinted.size, bytes(noise.randrange(0, 24) for _ in range(tinted.width * tinted.height)))
+    grain_bytes = bytes(noise.randrange(0, 24) for _ in range(tinted.width * tinted.height))
+    grain = Image.frombytes("L", tinted.size, grain_bytes)
     scan = ImageChops.subtract(ImageChops.add(tinted, grain), Image.new("L", tinted.size, 12))
     scan = scan.filter(ImageFilter.GaussianBlur(0.7))
     out = io.BytesIO()
@@ -117,7 +118,8 @@ _CONTENT_TYPES = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 </Types>"""
 _ROOT_RELS = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">
-<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="{target}"/>
+<Relationship Id="rId1"
+  Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="{target}"/>
 </Relationships>"""
 
 

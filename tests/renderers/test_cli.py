@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 from renderers.cli import main
-
 from tests.renderers import documents
 
 

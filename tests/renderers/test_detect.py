@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from renderers import detect, detect_type
-
 from tests.renderers import documents
 
 

@@ -6,7 +6,13 @@ import pytest
 from PIL import Image, ImageDraw
 
 from renderers.faxtiff import (
-    BitPage, FaxTiffWriter, encode_page, read_encoded_pages, splice_g3_top, splice_g4_top, write_fax_tiff,
+    BitPage,
+    FaxTiffWriter,
+    encode_page,
+    read_encoded_pages,
+    splice_g3_top,
+    splice_g4_top,
+    write_fax_tiff,
 )
 
 

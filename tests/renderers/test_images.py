@@ -6,7 +6,6 @@ import pytest
 from PIL import Image
 
 from renderers import DocumentRefused, RenderOptions, SourceDocument, render_fax, write_fax_tiff
-
 from tests.renderers import documents
 from tests.renderers.conftest import ink_box
 
@@ -61,7 +60,7 @@ def test_photos_get_an_ordered_dither_not_error_diffusion(tmp_path, check_fax):
     data = documents.image_bytes(documents.grey_card(128), "PNG")
     _, out = _render(tmp_path, SourceDocument("grey.png", data))
     [page] = check_fax(out, pages=1)
-    left, top, right, bottom = ink_box(page)
+    left, top, _, _ = ink_box(page)
     patch = page.crop((left + 40, top + 40, left + 40 + 64, top + 40 + 64)).convert("L")
     pixels = list(patch.tobytes())
     black = pixels.count(0) / len(pixels)

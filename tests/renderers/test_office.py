@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from renderers import DocumentRefused, RenderOptions, SourceDocument, render_fax
-
 from tests.renderers import documents
 from tests.renderers.conftest import ocr
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from renderers import DocumentRefused, RenderOptions, SourceDocument, render_fax
-
 from tests.renderers import documents
 from tests.renderers.conftest import ink_box, ocr
 
@@ -58,7 +57,7 @@ def test_scanned_text_on_tinted_paper_is_thresholded_not_dithered(tmp_path, chec
     text = ocr(page, tmp_path).upper()
     for word in documents.WORDS:
         assert word in text, (word, text)
-    left, top, right, _ = ink_box(page)
+    _, top, _, _ = ink_box(page)
     # The 30 mm margin above the text is bare paper: not a single dot in it.
     assert ink_box(page.crop((300, 60, 1400, top - 10))) is None
     assert out.stat().st_size < 40_000

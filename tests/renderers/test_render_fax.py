@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pypdfium2 as pdfium
 import pytest
 
 from renderers import (
-    CoverPage, DocumentRefused, DocumentsRefused, FaxHeader, RenderOptions, SourceDocument,
-    fax_tiff_to_pdf, render_fax,
+    CoverPage,
+    DocumentRefused,
+    DocumentsRefused,
+    FaxHeader,
+    RenderOptions,
+    SourceDocument,
+    fax_tiff_to_pdf,
+    render_fax,
 )
-
 from tests.renderers import documents
 from tests.renderers.conftest import ink_box, ocr
 
-SENT = datetime(2025, 3, 14, 9, 26, tzinfo=timezone.utc)
+SENT = datetime(2025, 3, 14, 9, 26, tzinfo=UTC)
 HEADER = FaxHeader(sent_at=SENT, sender_name="Ada Lovelace", sending_number="+1 202 555 0100")
 COVER = CoverPage(sender="ada@example.com", recipient_numbers=("+1 202 555 0199",),
                   subject="Quarterly figures", body_text="Please find the figures attached.", date=SENT)

@@ -7,7 +7,6 @@ import subprocess
 
 from renderers import RenderOptions, SourceDocument, render_fax
 from renderers.text import decode_text
-
 from tests.renderers import documents
 from tests.renderers.conftest import ink_box, ocr
 
@@ -48,7 +47,7 @@ def test_legacy_charsets_are_decoded_declared_or_not():
 
 
 def test_a_form_feed_starts_a_new_page(tmp_path, check_fax):
-    result, out = _render(tmp_path, SourceDocument("two.txt", b"first page\n\x0csecond page\n"))
+    _, out = _render(tmp_path, SourceDocument("two.txt", b"first page\n\x0csecond page\n"))
     check_fax(out, pages=2)
 
 
@@ -56,13 +55,13 @@ def test_long_lines_wrap_and_legacy_charsets_are_decoded(tmp_path, check_fax):
     line = ("ABCDEFGHIJ " * 40).encode()
     cyrillic = SCRIPTS["Cyrillic"].encode("cp1251")  # no charset declared: guessed
     japanese = "私はガラスを食べられます。".encode("shift_jis")
-    result, out = _render(
+    _, out = _render(
         tmp_path,
         SourceDocument("wide.txt", line + b"\n\tTabbed\n"),
         SourceDocument("ru.txt", cyrillic),
         SourceDocument("ja.txt", japanese, "text/plain; charset=shift_jis"))
     pages = check_fax(out, pages=3)
-    left, _, right, _ = ink_box(pages[0])
+    _, _, right, _ = ink_box(pages[0])
     assert right < 1728  # wrapped inside the page, not cut off at the edge
 
 
