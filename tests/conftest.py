@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bridge.core import schema
 from bridge.accounts.senders import create_account
+from bridge.core import schema
 from bridge.core.db import Database
 from bridge.core.models import utcnow
 from bridge.money.meter import Metering
@@ -56,7 +56,9 @@ def register(
                 processor = Metering(settings, db).processor
                 token = await processor.tokenize(card)
                 async with db.transaction() as tx:
-                    await put_card_on_file(tx, account_id=account.id, processor_name=processor.name, token=token, at=utcnow())
+                    await put_card_on_file(
+                        tx, account_id=account.id, processor_name=processor.name, token=token, at=utcnow()
+                    )
             return account.id
         finally:
             await db.close()

@@ -59,15 +59,15 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from bridge.core import schema
-from bridge.core.db import Database
-from bridge.outbound.jobs import FaxJob
 from bridge.accounts.models import Account
 from bridge.accounts.state import HoldReason, lift_hold, open_holds
-from bridge.outbound.models import CallAttempt
+from bridge.core import schema
+from bridge.core.db import Database
 from bridge.money.cli import _withdraw_authorisation
 from bridge.money.meter import PaymentRefused, billed_units
 from bridge.money.models import BillingAccount, CardCharge, Hold, LedgerEntry, PaymentMethod
+from bridge.outbound.jobs import FaxJob
+from bridge.outbound.models import CallAttempt
 from bridge.settings import Settings
 from tests.money.support import APPROVES, CHARGES_BACK, DECLINES, Books, MovableClock
 from tests.support import Site
@@ -227,7 +227,8 @@ class Run:
 
     async def new_entries(self, since: int) -> list[LedgerEntry]:
         async with self.books.db.reading() as session:
-            return list(await session.scalars(select(LedgerEntry).where(LedgerEntry.id > since).order_by(LedgerEntry.id)))
+            query = select(LedgerEntry).where(LedgerEntry.id > since).order_by(LedgerEntry.id)
+            return list(await session.scalars(query))
 
     async def hold_remaining(self, job_id: str) -> int:
         async with self.books.db.reading() as session:
