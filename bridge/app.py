@@ -92,7 +92,7 @@ class App:
         if recovered:
             log.warning("requeued %d job(s) left running by a process that died", recovered)
 
-        self.metering = Metering(s, services.db)
+        self.metering = Metering(s, services.db, outbox=services.outbox)
         self.intake = DurableIntake(
             services.db, services.spool, services.queue,
             commit_window_ms=s.smtp.commit_window_ms, duplicate_window_hours=s.intake.duplicate_window_hours,

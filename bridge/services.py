@@ -20,8 +20,8 @@ from bridge.core import schema
 from bridge.core.db import Database
 from bridge.core.queue import JobQueue
 from bridge.core.spool import Spool
-from bridge.mail.dkim import DkimSigner, load_or_create_signer
-from bridge.mail.outbox import Outbox
+from bridge.mail.dkim import DkimSigner
+from bridge.mail.outbox import Outbox, signed_outbox
 
 if TYPE_CHECKING:
     from bridge.settings import Settings
@@ -46,14 +46,10 @@ class Services:
         spool.create()
         if upgrade:
             await asyncio.to_thread(schema.upgrade, settings.database.url)
-        signer = None
-        if settings.dkim.enabled:
-            signer = await asyncio.to_thread(
-                load_or_create_signer, settings.dkim, var_dir=settings.paths.var_dir,
-                default_domain=settings.service.primary_domain,
-            )
         db = Database(settings.database.url)
         queue = JobQueue(db, lease_seconds=settings.queue.lease_seconds)
-        outbox = Outbox(spool, queue, mail_domain=settings.service.primary_domain,
-                        signer=signer.sign if signer is not None else None)
+        outbox, signer = await asyncio.to_thread(
+            signed_outbox, spool, queue, dkim=settings.dkim, var_dir=settings.paths.var_dir,
+            mail_domain=settings.service.primary_domain,
+        )
         return cls(settings, db, queue, spool, outbox, signer)

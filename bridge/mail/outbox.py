@@ -16,17 +16,20 @@ import asyncio
 from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import formatdate, getaddresses, make_msgid
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bridge.core.ids import new_id
 from bridge.core.queue import JobQueue
 from bridge.core.spool import Spool, write_durably
-from bridge.mail.mime import FaxMail
-from bridge.core.ids import new_id
+from bridge.mail.dkim import DkimSigner, load_or_create_signer
 from bridge.mail.jobs import QUEUE_MAIL, OutgoingMail
 from bridge.mail.kinds import MailKind
+from bridge.mail.mime import FaxMail
+from bridge.mail.settings import DkimSettings
 
 
 class MailStore:
@@ -109,3 +112,14 @@ class StoredMail(BaseModel):
 
     mail_id: str
     mail: OutgoingMail
+
+
+def signed_outbox(
+    spool: Spool, queue: JobQueue, *, dkim: DkimSettings, var_dir: Path, mail_domain: str
+) -> tuple[Outbox, DkimSigner | None]:
+    """The outbox whose every mail is DKIM-signed as [dkim] says (keys read, or made on
+    the first start; blocking), and its signer (None when [dkim] is off). The server and
+    every command that sends mail use this one way to make an outbox."""
+    signer = load_or_create_signer(dkim, var_dir=var_dir, default_domain=mail_domain) if dkim.enabled else None
+    outbox = Outbox(spool, queue, mail_domain=mail_domain, signer=signer.sign if signer is not None else None)
+    return outbox, signer

@@ -26,7 +26,6 @@ import calendar
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
@@ -34,10 +33,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.accounts.models import Account
-from bridge.accounts.state import AccountState, HoldReason, place_hold
+from bridge.accounts.state import HoldReason
 from bridge.core.db import Database
 from bridge.mail.kinds import MailKind
-from bridge.mail.outbox import Outbox
 from bridge.money.meter import Metering
 from bridge.money.models import (
     BillingAccount,
@@ -47,7 +45,6 @@ from bridge.money.models import (
     PaymentMethod,
     UsageRecord,
 )
-from bridge.money.notices import MoneyNotices
 from bridge.money.payments import active_card
 
 if TYPE_CHECKING:
@@ -75,20 +72,19 @@ class CycleReport:
 
 
 class BillingCycle:
-    def __init__(self, settings: Settings, db: Database, outbox: Outbox | None, *, metering: Metering) -> None:
+    def __init__(self, settings: Settings, db: Database, *, metering: Metering) -> None:
         self.settings = settings
         self.money_settings = settings.money
         self.db = db
-        self.outbox = outbox
         self.metering = metering
         self.ledger = metering.ledger
         self.payments = metering.payments
         self.money = metering.money
         self.clock = metering.clock
-        self.notices = MoneyNotices(settings)
-        # Declined charges made by this cycle, by the call runner's top-ups or found
-        # pending at start-up come back here (R-DEP-5, R-DEP-8).
-        self.payments.on_declined = self.on_declined
+        # What the cycle tells customers and how it suspends: the same Declines that
+        # the Metering's payments report every declined charge to (R-DEP-5, R-DEP-8).
+        self.declines = metering.declines
+        self.notices = self.declines.notices
 
     async def run_once(self) -> CycleReport:
         report = CycleReport()
@@ -99,74 +95,6 @@ class BillingCycle:
         report.overage_units = await self.fair_use()
         return report
 
-    # --- notices and suspension -------------------------------------------------------
-    async def _notify(self, tx: AsyncSession, message: EmailMessage, kind: MailKind) -> None:
-        if self.outbox is None:
-            log.warning("no outbox: %s notice not sent", kind)
-            return
-        await self.outbox.enqueue(tx, message, kind=kind)
-
-    async def _event(self, tx: AsyncSession, account_id: int, kind: str, key: str, detail: str) -> bool:
-        """Record that something happened once; False when it already had."""
-        if await tx.scalar(select(BillingEvent.id).where(BillingEvent.idempotency_key == key)) is not None:
-            return False
-        tx.add(BillingEvent(account_id=account_id, kind=kind, idempotency_key=key, detail=detail, created_at=self.clock()))
-        await tx.flush()
-        return True
-
-    async def _suspend(
-        self, tx: AsyncSession, account: Account, hold: HoldReason, *, key: str, what: str, reason: str
-    ) -> None:
-        """R-DEP-8: suspended after a declined charge or a chargeback, and told.
-
-        The hold is placed even when something else (an abuse case, an operator) has
-        suspended the account already, so that lifting that one leaves this one; the
-        customer is told when the account becomes suspended."""
-        if account.state == AccountState.CLOSED:
-            return
-        if not await self._event(tx, account.id, "suspended", f"suspend:{key}", f"{what} ({reason})"):
-            return
-        was = account.state
-        await place_hold(tx, account, hold, rule="R-DEP-8", ref=key, by="billing", note=f"{what} ({reason})")
-        log.warning("account %s held (%s): %s (%s)", account.id, hold, what, reason)
-        if was == AccountState.ACTIVE:
-            await self._notify(tx, self.notices.suspended(account, what=what, reason=reason), MailKind.ACCOUNT_SUSPENDED)
-
-    async def on_declined(self, tx: AsyncSession, charge: CardCharge, billing: BillingAccount) -> None:
-        account = await tx.get(Account, charge.account_id)
-        assert account is not None
-        amount = self.money.format(charge.amount_minor)
-        last4 = charge.last4 or "(none on file)"
-        if charge.purpose == "fee":
-            # R-DEP-5 pays the fee from the deposit, but never with money held for a fax
-            # in progress (that fax would then overdraw the deposit, R-DEP-9).
-            if billing.balance_minor - billing.held_minor >= charge.amount_minor:
-                # R-DEP-5: the deposit pays the fee until the card can be charged.
-                await self.ledger.post(
-                    tx, billing, kind="fee", amount_minor=-charge.amount_minor, key=f"fee:{charge.idempotency_key}",
-                    reference=charge.reference or f"card:{charge.idempotency_key}",
-                    memo=f"{charge.memo} (paid from the deposit: card declined)",
-                )
-                billing.fee_restore_minor += charge.amount_minor
-                await self._notify(tx, self.notices.fee_paid_from_deposit(
-                    account, fee=amount, reason=charge.decline_reason, last4=last4), MailKind.FEE_DECLINED)
-            elif self.money_settings.suspend_on_decline:
-                await self._suspend(tx, account, HoldReason.DECLINED_FEE, key=charge.idempotency_key,
-                                    what=f"We could not charge your fee of {amount} to your card ending {last4},"
-                                         " and your deposit cannot cover it", reason=charge.decline_reason)
-        elif charge.purpose == "topup" or (charge.purpose == "deposit" and not charge.reference.startswith("job:")):
-            # R-DEP-8: a failed charge is told; money already owed may suspend.
-            await self._notify(tx, self.notices.charge_declined(
-                account, amount=amount, purpose=charge.memo, reason=charge.decline_reason, last4=last4), MailKind.CHARGE_DECLINED)
-            if billing.balance_minor < 0 and self.money_settings.suspend_on_decline:
-                # Money owed that the card will not pay: held like a fee the deposit cannot cover.
-                await self._suspend(tx, account, HoldReason.DECLINED_FEE, key=charge.idempotency_key,
-                                    what=f"We could not charge a deposit of {amount} to your card ending {last4},"
-                                         f" and your account owes {self.money.format(-billing.balance_minor)}",
-                                    reason=charge.decline_reason)
-        # A declined restore (R-DEP-5) is simply tried again at the next cycle; a declined
-        # first deposit at intake was told to the sender in the fax's rejection.
-
     # --- 2. chargebacks ---------------------------------------------------------------
     async def take_chargebacks(self) -> int:
         taken = 0
@@ -175,7 +103,7 @@ class BillingCycle:
                 charge = await tx.scalar(select(CardCharge).where(CardCharge.processor_ref == dispute.charge_reference))
                 if charge is None:
                     continue
-                if not await self._event(tx, charge.account_id, "chargeback", f"chargeback:{dispute.charge_reference}", dispute.reason):
+                if not await self.declines.event(tx, charge.account_id, "chargeback", f"chargeback:{dispute.charge_reference}", dispute.reason):
                     continue
                 billing = await self.ledger.account(tx, charge.account_id)
                 await self.ledger.post(
@@ -186,7 +114,7 @@ class BillingCycle:
                 account = await tx.get(Account, charge.account_id)
                 assert account is not None
                 if self.money_settings.suspend_on_chargeback:
-                    await self._suspend(tx, account, HoldReason.CHARGEBACK, key=f"chargeback:{dispute.charge_reference}",
+                    await self.declines.suspend(tx, account, HoldReason.CHARGEBACK, key=f"chargeback:{dispute.charge_reference}",
                                         what=f"The charge of {self.money.format(dispute.amount_minor)} to your card"
                                              f" ending {charge.last4} was charged back", reason=dispute.reason)
                 taken += 1
@@ -302,9 +230,9 @@ class BillingCycle:
                     # R-USE-4: told and offered an upgrade, once per window.
                     if await self._recent_event(tx, account.id, "fair-use", since):
                         continue
-                    await self._event(tx, account.id, "fair-use", f"fair-use:{account.id}:{now.isoformat()}",
+                    await self.declines.event(tx, account.id, "fair-use", f"fair-use:{account.id}:{now.isoformat()}",
                                       f"{usage_in[account.id]} pages received in {days} days")
-                    await self._notify(tx, self.notices.fair_use_free(
+                    await self.declines.notify(tx, self.notices.fair_use_free(
                         account, units=usage_in[account.id], limit=plan.fair_use_limit_units, days=days,
                         upgrade=plan.upgrade_to or "Plus"), MailKind.FAIR_USE)
                     continue
@@ -336,7 +264,7 @@ class BillingCycle:
                     units=new_units,
                 )
                 charged_units += new_units
-                await self._notify(tx, self.notices.overage(
+                await self.declines.notify(tx, self.notices.overage(
                     account, units=usage, line=str(int(line)), new_units=new_units, amount=self.money.format(amount),
                     rate=self.money.format(rate), days=days, upgrade=plan.upgrade_to), MailKind.FAIR_USE_OVERAGE)
                 await self.metering.top_up_if_low(tx, billing, plan)

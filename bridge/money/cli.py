@@ -30,7 +30,7 @@ from bridge.core.cli import CommandError, with_db
 from bridge.core.db import Database
 from bridge.core.queue import JobQueue
 from bridge.core.spool import Spool
-from bridge.mail.outbox import Outbox
+from bridge.mail.outbox import signed_outbox
 from bridge.money.billing import BillingCycle, add_months
 from bridge.money.meter import Metering
 from bridge.money.models import BillingAccount, CardCharge, LedgerEntry, PaymentMethod
@@ -87,8 +87,10 @@ def _cycle(settings: Settings, db: Database) -> BillingCycle:
     spool = Spool(settings.paths.spool_dir)
     spool.create()
     queue = JobQueue(db, lease_seconds=settings.queue.lease_seconds)
-    outbox = Outbox(spool, queue, mail_domain=settings.service.primary_domain)
-    return BillingCycle(settings, db, outbox, metering=Metering(settings, db))
+    # Signed like the server's mail: a notice a command sends is DKIM-signed too.
+    outbox, _signer = signed_outbox(spool, queue, dkim=settings.dkim, var_dir=settings.paths.var_dir,
+                                    mail_domain=settings.service.primary_domain)
+    return BillingCycle(settings, db, metering=Metering(settings, db, outbox=outbox))
 
 
 def _statement(settings: Settings, args: argparse.Namespace) -> int:

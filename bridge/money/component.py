@@ -36,7 +36,7 @@ class MoneyComponent(Component):
     def __init__(self, services: Services, provided: Provided, steps: Mapping[str, StepFactory[Any, Any]]) -> None:
         self.services = services
         self.metering = provided.need(METERING)
-        self.cycle = BillingCycle(services.settings, services.db, services.outbox, metering=self.metering)
+        self.cycle = BillingCycle(services.settings, services.db, metering=self.metering)
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 

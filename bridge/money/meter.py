@@ -31,9 +31,11 @@ from bridge.core.component import ServiceKey
 from bridge.core.db import Database
 from bridge.core.models import utcnow
 from bridge.core.refusal import Refusal
+from bridge.mail.outbox import Outbox
+from bridge.money.declines import Declines
 from bridge.money.ledger import Clock, Ledger, Money
 from bridge.money.models import BillingAccount, Hold, UsageRecord
-from bridge.money.payments import DeclineHandler, Payments, active_card
+from bridge.money.payments import Payments, active_card
 from bridge.money.processor import PaymentProcessor, build_processor
 from bridge.money.settings import MoneySettings, PlanSettings
 from bridge.outbound.jobs import FaxJob
@@ -118,7 +120,7 @@ class Metering:
         *,
         processor: PaymentProcessor | None = None,
         clock: Clock = utcnow,
-        on_declined: DeclineHandler | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self.settings: MoneySettings = settings.money
         self.db = db
@@ -127,7 +129,10 @@ class Metering:
         self.ledger = Ledger(self.settings.currency, clock)
         books = Path(self.settings.offline_processor_path or settings.paths.var_dir / "offline-processor.sqlite")
         self.processor = processor or build_processor(books, self.settings.processor)
-        self.payments = Payments(db, self.processor, self.ledger, self.money, on_declined=on_declined)
+        # Every declined charge is handled the same way, whoever asked for it; without
+        # an outbox (a command that only reads) the notices are logged, not sent.
+        self.declines = Declines(settings, outbox, self.ledger, self.money, clock)
+        self.payments = Payments(db, self.processor, self.ledger, self.money, on_declined=self.declines.on_declined)
         # Set when a committed transaction wrote down a card charge to make (a top-up):
         # the money component's loop makes it at once instead of at its next cycle.
         self.card_work = asyncio.Event()

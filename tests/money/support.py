@@ -53,13 +53,13 @@ class Books:
         spool = Spool(settings.paths.spool_dir)
         spool.create()
         self.outbox = Outbox(spool, JobQueue(db, lease_seconds=30), mail_domain="fax.test")
-        self.metering = Metering(settings, db, clock=clock)
-        self.cycle = BillingCycle(settings, db, self.outbox, metering=self.metering)
+        self.metering = Metering(settings, db, clock=clock, outbox=self.outbox)
+        self.cycle = BillingCycle(settings, db, metering=self.metering)
         self.processor: OfflineProcessor = self.metering.processor  # type: ignore[assignment]
 
     def fresh_metering(self) -> Metering:
         """A new process's metering over the same books (after a crash, a restart)."""
-        return Metering(self.settings, self.db, clock=self.clock)
+        return Metering(self.settings, self.db, clock=self.clock, outbox=self.outbox)
 
     def money(self, minor: int) -> str:
         return self.metering.format_money(minor)
