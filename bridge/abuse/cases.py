@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bridge.abuse.jobs import AbuseContext, AbuseJob
 from bridge.abuse.models import (
     CASE_DROP_BOX,
     CASE_JUNK_FAX,
@@ -42,7 +43,6 @@ from bridge.abuse.models import (
     AbuseMailbox,
     AbuseReport,
 )
-from bridge.abuse.jobs import AbuseContext, AbuseJob
 from bridge.accounts.models import Account, FaxNumber
 from bridge.accounts.state import AccountState, HoldReason, lift_hold, place_hold
 from bridge.core.models import utcnow
@@ -57,7 +57,9 @@ class CaseError(Exception):
 
 async def known_by_uid(session: AsyncSession, mailbox: str, uidvalidity: int, uid: int) -> AbuseReport | None:
     return await session.scalar(
-        select(AbuseReport).where(AbuseReport.mailbox == mailbox, AbuseReport.uidvalidity == uidvalidity, AbuseReport.uid == uid)
+        select(AbuseReport).where(
+            AbuseReport.mailbox == mailbox, AbuseReport.uidvalidity == uidvalidity, AbuseReport.uid == uid
+        )
     )
 
 
@@ -199,12 +201,16 @@ async def record_report(context: AbuseContext, job: AbuseJob) -> None:
             # already: lifting that other hold must not end this one.
             threshold_reached = reporters >= abuse.suspend_threshold
             if threshold_reached and case.state != SUSPENDED and account.state != AccountState.CLOSED:
-                await _suspend(tx, account, case, f"automatic: {reporters} distinct reporters within {abuse.window_days} days")
+                await _suspend(
+                    tx, account, case, f"automatic: {reporters} distinct reporters within {abuse.window_days} days"
+                )
                 log.warning("%s: account %d suspended (%d reporters, case %d)", job.id, account_id, reporters, case.id)
                 if to:
                     await context.outbox.enqueue(
                         tx,
-                        context.messages.suspension(to, case_id=case.id, reference=job.id, numbers=case.numbers, reporters=reporters),
+                        context.messages.suspension(
+                            to, case_id=case.id, reference=job.id, numbers=case.numbers, reporters=reporters
+                        ),
                         kind=MailKind.ABUSE_SUSPENSION,
                     )
         if not report.auto_submitted:
@@ -216,10 +222,15 @@ async def record_report(context: AbuseContext, job: AbuseJob) -> None:
                 ),
                 kind=MailKind.ABUSE_ACK,
             )
-    log.info("%s (uid %d): %s %s; numbers %s; cases %s", job.id, job.uid, report.kind, job.outcome, found or "-", job.case_ids or "-")
+    log.info(
+        "%s (uid %d): %s %s; numbers %s; cases %s",
+        job.id, job.uid, report.kind, job.outcome, found or "-", job.case_ids or "-",
+    )
 
 
-async def _open_or_extend(tx: AsyncSession, account_id: int, numbers: list[str], reporter: str, kind: str, now: datetime) -> AbuseCase:
+async def _open_or_extend(
+    tx: AsyncSession, account_id: int, numbers: list[str], reporter: str, kind: str, now: datetime
+) -> AbuseCase:
     case = await tx.scalar(
         select(AbuseCase)
         .where(AbuseCase.account_id == account_id, AbuseCase.state.in_((OPEN, SUSPENDED)))
@@ -227,7 +238,10 @@ async def _open_or_extend(tx: AsyncSession, account_id: int, numbers: list[str],
         .limit(1)
     )
     if case is None:
-        case = AbuseCase(account_id=account_id, state=OPEN, kinds=[], numbers=[], reporters=[], report_count=0, opened_at=now, resolution="")
+        case = AbuseCase(
+            account_id=account_id, state=OPEN, kinds=[], numbers=[], reporters=[], report_count=0,
+            opened_at=now, resolution="",
+        )
         tx.add(case)
     # New lists, so the JSON columns are seen as changed.
     case.kinds = case.kinds + ([kind] if kind not in case.kinds else [])

@@ -29,7 +29,9 @@ if TYPE_CHECKING:
 
 
 def extend(commands: Any, groups: dict[str, Any]) -> None:
-    abuse = commands.add_parser("abuse", help="abuse cases from the abuse mailbox").add_subparsers(dest="abuse_command", metavar="ACTION")
+    abuse = commands.add_parser("abuse", help="abuse cases from the abuse mailbox").add_subparsers(
+        dest="abuse_command", metavar="ACTION"
+    )
     listing = abuse.add_parser("list", help="abuse cases, newest first (or quarantined reports)")
     listing.add_argument("--state", choices=[*CASE_STATES, "all"], default="all")
     listing.add_argument("--quarantine", action="store_true", help="list the quarantined reports and why")
@@ -54,11 +56,17 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
             if args.quarantine:
                 reports = (
                     await session.scalars(
-                        select(AbuseReport).where(AbuseReport.outcome == QUARANTINED).order_by(AbuseReport.received_at.desc()).limit(args.limit)
+                        select(AbuseReport)
+                        .where(AbuseReport.outcome == QUARANTINED)
+                        .order_by(AbuseReport.received_at.desc())
+                        .limit(args.limit)
                     )
                 ).all()
                 for r in reports:
-                    print(f"{r.id:<24} uid {r.uid:<6} {r.received_at:%Y-%m-%d %H:%M}  {r.reporter or '-':<30} {r.reason[:70]}")
+                    print(
+                        f"{r.id:<24} uid {r.uid:<6} {r.received_at:%Y-%m-%d %H:%M}  "
+                        f"{r.reporter or '-':<30} {r.reason[:70]}"
+                    )
                 if not reports:
                     print("no quarantined reports")
                 return 0
@@ -86,9 +94,15 @@ def _show(settings: Settings, args: argparse.Namespace) -> int:
             if case is None:
                 raise CommandError(f"no abuse case {args.case}")
             account = await session.get(Account, case.account_id)
-            reports = (await session.scalars(select(AbuseReport).where(AbuseReport.case_id == case.id).order_by(AbuseReport.received_at))).all()
+            reports = (
+                await session.scalars(
+                    select(AbuseReport).where(AbuseReport.case_id == case.id).order_by(AbuseReport.received_at)
+                )
+            ).all()
+        state = account.state if account else "?"
+        senders = ", ".join(account.sender_addresses()) if account else ""
         print(f"abuse case {case.id}")
-        print(f"  account:    {case.account_id} ({account.state if account else '?'}) {', '.join(account.sender_addresses()) if account else ''}")
+        print(f"  account:    {case.account_id} ({state}) {senders}")
         print(f"  state:      {case.state}")
         print(f"  kinds:      {', '.join(case.kinds)}  (drop-box: R-ABUSE-3, junk-fax: R-ABUSE-1)")
         print(f"  numbers:    {', '.join(case.numbers)}")
@@ -114,7 +128,8 @@ def _suspend(settings: Settings, args: argparse.Namespace) -> int:
                 case = await cases.suspend_case(tx, args.case, f"operator: {args.reason}")
         except cases.CaseError as error:
             raise CommandError(str(error)) from None
-        print(f"case {case.id}: account {case.account_id} suspended; numbers {', '.join(case.numbers) or '-'} suspended")
+        numbers = ", ".join(case.numbers) or "-"
+        print(f"case {case.id}: account {case.account_id} suspended; numbers {numbers} suspended")
         return 0
 
     return with_db(settings.database, work)

@@ -12,6 +12,10 @@ from __future__ import annotations
 import io
 import logging
 import subprocess
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 log = logging.getLogger("bridge.abuse.faxtext")
 
@@ -50,7 +54,7 @@ def _pdf_text(data: bytes) -> str:
     return "\n".join(text.splitlines()[:_PDF_LINES])
 
 
-def _pdf_first_page_image(data: bytes):  # type: ignore[no-untyped-def]
+def _pdf_first_page_image(data: bytes) -> Image.Image | None:
     import pypdfium2 as pdfium
 
     try:
@@ -61,7 +65,7 @@ def _pdf_first_page_image(data: bytes):  # type: ignore[no-untyped-def]
         if len(pdf) == 0:
             return None
         page = pdf[0]
-        width, height = page.get_size()
+        _width, height = page.get_size()
         # Render only the top band, at ~200 dpi.
         crop_bottom = height * (1 - _TOP_BAND)
         bitmap = page.render(scale=200 / 72, crop=(0, crop_bottom, 0, 0), grayscale=True)
@@ -70,7 +74,7 @@ def _pdf_first_page_image(data: bytes):  # type: ignore[no-untyped-def]
         pdf.close()
 
 
-def _tiff_first_page(data: bytes):  # type: ignore[no-untyped-def]
+def _tiff_first_page(data: bytes) -> Image.Image | None:
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -89,7 +93,7 @@ def _tiff_first_page(data: bytes):  # type: ignore[no-untyped-def]
         return None
 
 
-def _ocr(band, timeout: float) -> str:  # type: ignore[no-untyped-def]
+def _ocr(band: Image.Image | None, timeout: float) -> str:
     if band is None:
         return ""
     from PIL import Image

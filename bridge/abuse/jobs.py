@@ -81,7 +81,8 @@ class AbuseContext:
 
     @property
     def own_addresses(self) -> frozenset[str]:
-        return frozenset({parseaddr(self.settings.service.notices_from)[1].lower(), self.abuse.imap_user.lower()} - {""})
+        notices_from = parseaddr(self.settings.service.notices_from)[1]
+        return frozenset({notices_from.lower(), self.abuse.imap_user.lower()} - {""})
 
     async def blocking(self, function: Callable[..., R], *args: Any) -> R:
         return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
@@ -89,5 +90,7 @@ class AbuseContext:
 
 def build_context(settings: Settings, db: Database, outbox: Outbox, executor: Executor) -> AbuseContext:
     abuse = settings.abuse
-    finder = NumberFinder(abuse.regions, settings.service.fax_domains, settings.service.default_region, max_numbers=abuse.max_numbers)
+    finder = NumberFinder(
+        abuse.regions, settings.service.fax_domains, settings.service.default_region, max_numbers=abuse.max_numbers
+    )
     return AbuseContext(settings, db, outbox, AbuseMessages(settings.service, abuse), finder, executor)

@@ -44,7 +44,9 @@ class NumberHolder:
 
 
 class NumberFinder:
-    def __init__(self, regions: Sequence[str], fax_domains: Iterable[str], default_region: str, *, max_numbers: int) -> None:
+    def __init__(
+        self, regions: Sequence[str], fax_domains: Iterable[str], default_region: str, *, max_numbers: int
+    ) -> None:
         self.regions = tuple(regions)
         self.grammar = RecipientGrammar(tuple(fax_domains), default_region)
         self.max_numbers = max_numbers
@@ -76,11 +78,11 @@ class NumberFinder:
         for region in self.regions:
             # POSSIBLE, not VALID: numbers in the fictional 555 ranges are real to us
             # when they are in the inventory; anything else is only recorded.
-            for match in PhoneNumberMatcher(text, region, leniency=Leniency.POSSIBLE, max_tries=200):
-                number = match.number
+            for phone in PhoneNumberMatcher(text, region, leniency=Leniency.POSSIBLE, max_tries=200):
+                number = phone.number
                 if phonenumbers.is_possible_number_with_reason(number) != ValidationResult.IS_POSSIBLE:
                     continue
-                hits.append((phonenumbers.format_number(number, PhoneNumberFormat.E164), match.start, match.end))
+                hits.append((phonenumbers.format_number(number, PhoneNumberFormat.E164), phone.start, phone.end))
         hits.sort(key=lambda hit: hit[1])
         return hits
 

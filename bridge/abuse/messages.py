@@ -22,7 +22,9 @@ class AbuseMessages:
         self.policy_url = abuse.policy_url
         self.window_days = abuse.window_days
 
-    def _message(self, to: Sequence[str], subject: str, body: str, *, reference: str, in_reply_to: str = "") -> EmailMessage:
+    def _message(
+        self, to: Sequence[str], subject: str, body: str, *, reference: str, in_reply_to: str = ""
+    ) -> EmailMessage:
         message = EmailMessage()
         message["From"] = self.service.notices_from
         message["To"] = ", ".join(to)
@@ -70,7 +72,8 @@ class AbuseMessages:
             ]
         if not_ours:
             lines += [
-                f"{_numbers(not_ours)} {'is' if len(not_ours) == 1 else 'are'} not served by {self.service.name}, so we cannot act on "
+                f"{_numbers(not_ours)} {'is' if len(not_ours) == 1 else 'are'} not served by {self.service.name}, "
+                "so we cannot act on "
                 + ("it." if len(not_ours) == 1 else "them."),
                 "Please report it to the telephone company that serves the number, or to your",
                 "national regulator; for junk faxes, first use the sender's opt-out contact (R-ABUSE-2).",
@@ -85,7 +88,9 @@ class AbuseMessages:
             ]
         lines += [f"Our policy: {self.policy_url}", f"Reference: {reference}. Quote it if you write to us again."]
         title = subject or "your report"
-        return self._message([reporter], f"Re: {title}"[:200], "\n".join(lines), reference=reference, in_reply_to=in_reply_to)
+        return self._message(
+            [reporter], f"Re: {title}"[:200], "\n".join(lines), reference=reference, in_reply_to=in_reply_to
+        )
 
     def holder_notice(
         self,
@@ -124,9 +129,12 @@ class AbuseMessages:
             f"Our policy: {self.policy_url}\n"
             f"Case {case_id}, report {reference}. Quote them if you contact us.\n"
         )
-        return self._message(to, f"Abuse report about your fax number {_numbers(numbers)}"[:200], body, reference=reference)
+        subject = f"Abuse report about your fax number {_numbers(numbers)}"[:200]
+        return self._message(to, subject, body, reference=reference)
 
-    def suspension(self, to: Sequence[str], *, case_id: int, reference: str, numbers: Sequence[str], reporters: int) -> EmailMessage:
+    def suspension(
+        self, to: Sequence[str], *, case_id: int, reference: str, numbers: Sequence[str], reporters: int
+    ) -> EmailMessage:
         body = (
             "Hello,\n\n"
             f"{reporters} different people reported your account within {self.window_days} days for using\n"

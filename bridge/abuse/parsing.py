@@ -25,7 +25,7 @@ from email import errors as email_errors
 from email import policy
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
-from email.utils import getaddresses
+from email.utils import collapse_rfc2231_value, getaddresses
 
 from bridge.abuse import faxtext
 from bridge.abuse.models import (
@@ -130,7 +130,12 @@ def read_report(raw: bytes, limits: Limits, own_addresses: frozenset[str]) -> Re
     )
     budget = _Budget(limits.max_text_chars)
 
-    if message.get_content_type() == "multipart/report" and message.get_param("report-type", "").lower() == "feedback-report":
+    report_type = message.get_param("report-type", "")
+    if isinstance(report_type, tuple):
+        # The type allows an RFC 2231 (charset, language, text) triple; policy.default
+        # hands back decoded text, so this only keeps a triple from failing on .lower().
+        report_type = collapse_rfc2231_value(report_type)
+    if message.get_content_type() == "multipart/report" and report_type.lower() == "feedback-report":
         report.kind = KIND_ARF
         _read_arf(message, report, budget, limits)
         return report
@@ -143,8 +148,9 @@ def read_report(raw: bytes, limits: Limits, own_addresses: frozenset[str]) -> Re
     if faxes:
         report.kind = KIND_JUNK_FAX
         fax = faxes[0]
-        data = fax.get_payload(decode=True) or b""
-        header = faxtext.first_page_header(data, fax.get_content_type(), fax.get_filename() or "", limits.ocr, limits.ocr_timeout_seconds)
+        header = faxtext.first_page_header(
+            _body_bytes(fax), fax.get_content_type(), fax.get_filename() or "", limits.ocr, limits.ocr_timeout_seconds
+        )
         report.texts.insert(0, ("fax header", budget.take(header)))
     elif attached:
         report.kind = KIND_ATTACHED
@@ -161,18 +167,22 @@ def read_report(raw: bytes, limits: Limits, own_addresses: frozenset[str]) -> Re
 def _read_arf(message: EmailMessage, report: ReadReport, budget: _Budget, limits: Limits) -> None:
     """RFC 5965: part 1 human-readable, part 2 message/feedback-report, part 3 the spam."""
     payload = message.get_payload()
-    if not isinstance(payload, list) or len(payload) < 2:
+    # The parser makes every part of a multipart a Message; the str is only for payloads built by hand.
+    parts = [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
+    if len(parts) < 2:
         raise Unreadable("ARF report without its machine-readable part")
-    feedback = payload[1]
+    feedback = parts[1]
     if feedback.get_content_type() != "message/feedback-report":
-        raise Unreadable(f"ARF report whose second part is {feedback.get_content_type()}, not message/feedback-report")
-    report.texts.append(("human-readable part", budget.take(_text_of(payload[0]))))
+        raise Unreadable(
+            f"ARF report whose second part is {feedback.get_content_type()}, not message/feedback-report"
+        )
+    report.texts.append(("human-readable part", budget.take(_text_of(parts[0]))))
     fields = _raw_text(feedback)
     if not re.search(r"^feedback-type\s*:", fields, re.I | re.M):
         raise Unreadable("ARF report without a Feedback-Type field")
     report.texts.append(("feedback report", budget.take(fields)))
-    if len(payload) >= 3:
-        original = payload[2]
+    if len(parts) >= 3:
+        original = parts[2]
         if original.get_content_type() == "message/rfc822":
             inner = original.get_payload()
             inner = inner[0] if isinstance(inner, list) and inner else inner
@@ -187,7 +197,10 @@ def _check_nesting_before_parsing(raw: bytes, limits: Limits) -> None:
     Counting boundary declarations over-counts (quoted text), so allow twice the limit."""
     declared = len(re.findall(rb"(?im)^content-type:\s*(multipart/|message/rfc822)", raw))
     if declared > max(2 * limits.max_mime_depth, limits.max_parts):
-        raise Unreadable(f"{declared} nested messages or multiparts declared (limit {limits.max_parts} parts, {limits.max_mime_depth} levels)")
+        raise Unreadable(
+            f"{declared} nested messages or multiparts declared"
+            f" (limit {limits.max_parts} parts, {limits.max_mime_depth} levels)"
+        )
 
 
 def _walk(message: Message, limits: Limits) -> Iterator[tuple[Message, int]]:
@@ -235,14 +248,18 @@ def _own_text(message: Message, limits: Limits) -> str:
 
 def _message_text(message: Message, limits: Limits) -> str:
     """A reported message: the headers that carry reply channels, then its text."""
-    headers = [f"{name}: {value}" for name in ("From", "Reply-To", "To", "Cc", "Subject") for value in (message.get_all(name) or [])]
+    headers = [
+        f"{name}: {value}"
+        for name in ("From", "Reply-To", "To", "Cc", "Subject")
+        for value in (message.get_all(name) or [])
+    ]
     return "\n".join(headers) + "\n\n" + _own_text(message, limits)
 
 
 def _text_of(part: Message) -> str:
     if part.get_content_maintype() != "text":
         return ""
-    data = part.get_payload(decode=True) or b""
+    data = _body_bytes(part)
     charset = part.get_content_charset() or "utf-8"
     try:
         text = data.decode(charset, errors="replace")
@@ -258,8 +275,14 @@ def _raw_text(part: Message) -> str:
     payload = part.get_payload()
     if isinstance(payload, list):
         return "\n".join(str(p) for p in payload if isinstance(p, Message))
-    data = part.get_payload(decode=True) or b""
-    return data.decode("utf-8", errors="replace")
+    return _body_bytes(part).decode("utf-8", errors="replace")
+
+
+def _body_bytes(part: Message) -> bytes:
+    """The transfer-decoded body of a leaf part; b"" when it has none (decode=True gives
+    None for a multipart, and typeshed also allows a Message)."""
+    data = part.get_payload(decode=True)
+    return data if isinstance(data, bytes) else b""
 
 
 def _header(message: Message, name: str) -> str:

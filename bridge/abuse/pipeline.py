@@ -57,5 +57,6 @@ class AbusePipeline:
                 # Not the report's fault, but it must not stop the mailbox: keep it in
                 # Quarantine with the error so an operator can look (STYLE 5).
                 log.exception("%s (uid %d): error at %s; quarantined", job.id, job.uid, step.name)
-                await cases.record_quarantine(self.context, job, f"internal error at {step.name}: {type(error).__name__}: {error}"[:1000])
+                reason = f"internal error at {step.name}: {type(error).__name__}: {error}"
+                await cases.record_quarantine(self.context, job, reason[:1000])
                 return

@@ -129,7 +129,10 @@ class AbusePoller:
         self.uidvalidity = uidvalidity
         await cases.open_mailbox(self.context, s.mailbox, uidvalidity)
         self.connections += 1
-        log.info("abuse mailbox %s@%s:%d/%s open (UIDVALIDITY %d)", s.imap_user, s.imap_host, s.imap_port, s.mailbox, uidvalidity)
+        log.info(
+            "abuse mailbox %s@%s:%d/%s open (UIDVALIDITY %d)",
+            s.imap_user, s.imap_host, s.imap_port, s.mailbox, uidvalidity,
+        )
         while not self._stopping.is_set():
             await self._drain(client, uidvalidity)
             if self._stopping.is_set():
@@ -141,7 +144,13 @@ class AbusePoller:
         while not self._stopping.is_set():
             response = await self._guard(client.uid_search("ALL", charset=None))
             _ok(response, "UID SEARCH")
-            uids = [int(u) for line in _bytes_lines(response) if line.startswith(b"SEARCH") or line[:1].isdigit() for u in line.replace(b"SEARCH", b"").split() if u.isdigit()]
+            uids = [
+                int(u)
+                for line in _bytes_lines(response)
+                if line.startswith(b"SEARCH") or line[:1].isdigit()
+                for u in line.replace(b"SEARCH", b"").split()
+                if u.isdigit()
+            ]
             if not uids:
                 return
             for start in range(0, len(uids), FETCH_BATCH):
@@ -179,7 +188,8 @@ class AbusePoller:
         s = self.settings
         if raw is None and size is not None and size > s.max_message_bytes:
             # Never downloaded: recorded by its size alone.
-            job = AbuseJob(new_id("A"), s.mailbox, uidvalidity, uid, b"", hashlib.sha256(f"{uidvalidity}:{uid}:{size}".encode()).hexdigest())
+            by_size = hashlib.sha256(f"{uidvalidity}:{uid}:{size}".encode()).hexdigest()
+            job = AbuseJob(new_id("A"), s.mailbox, uidvalidity, uid, b"", by_size)
             await cases.record_quarantine(self.context, job, f"too large: {size} bytes (limit {s.max_message_bytes})")
             log.warning("%s (uid %d): quarantined: %d bytes", job.id, uid, size)
             self.processed += 1
@@ -244,7 +254,11 @@ class AbusePoller:
 
             await tx.execute(
                 update(AbuseReport)
-                .where(AbuseReport.mailbox == self.settings.mailbox, AbuseReport.uidvalidity == self.uidvalidity, AbuseReport.uid.in_(uids))
+                .where(
+                    AbuseReport.mailbox == self.settings.mailbox,
+                    AbuseReport.uidvalidity == self.uidvalidity,
+                    AbuseReport.uid.in_(uids),
+                )
                 .values(filed_in=folder)
             )
 
@@ -257,7 +271,9 @@ class AbusePoller:
         try:
             # The fallback poll: even with IDLE, look again every poll_seconds at most,
             # in case a notification was lost.
-            push = await self._wait(client.wait_server_push(timeout=s.idle_seconds), min(s.idle_seconds, s.poll_seconds))
+            push = await self._wait(
+                client.wait_server_push(timeout=s.idle_seconds), min(s.idle_seconds, s.poll_seconds)
+            )
             if push is not None:
                 self.idle_wakeups += 1
         finally:
