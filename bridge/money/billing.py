@@ -48,6 +48,7 @@ from bridge.money.models import (
 from bridge.money.payments import active_card
 
 if TYPE_CHECKING:
+    from bridge.money.settings import PlanSettings
     from bridge.settings import Settings
 
 log = logging.getLogger("bridge.money.billing")
@@ -103,20 +104,22 @@ class BillingCycle:
                 charge = await tx.scalar(select(CardCharge).where(CardCharge.processor_ref == dispute.charge_reference))
                 if charge is None:
                     continue
-                if not await self.declines.event(tx, charge.account_id, "chargeback", f"chargeback:{dispute.charge_reference}", dispute.reason):
+                key = f"chargeback:{dispute.charge_reference}"
+                if not await self.declines.event(tx, charge.account_id, "chargeback", key, dispute.reason):
                     continue
                 billing = await self.ledger.account(tx, charge.account_id)
                 await self.ledger.post(
                     tx, billing, kind="chargeback", amount_minor=-dispute.amount_minor,
-                    key=f"chargeback:{dispute.charge_reference}", reference=f"card:{charge.idempotency_key}",
+                    key=key, reference=f"card:{charge.idempotency_key}",
                     memo=f"chargeback of {charge.memo} ({dispute.reason})",
                 )
                 account = await tx.get(Account, charge.account_id)
                 assert account is not None
                 if self.money_settings.suspend_on_chargeback:
-                    await self.declines.suspend(tx, account, HoldReason.CHARGEBACK, key=f"chargeback:{dispute.charge_reference}",
-                                        what=f"The charge of {self.money.format(dispute.amount_minor)} to your card"
-                                             f" ending {charge.last4} was charged back", reason=dispute.reason)
+                    await self.declines.suspend(tx, account, HoldReason.CHARGEBACK, key=key,
+                                                what=f"The charge of {self.money.format(dispute.amount_minor)} to your"
+                                                     f" card ending {charge.last4} was charged back",
+                                                reason=dispute.reason)
                 taken += 1
         return taken
 
@@ -142,7 +145,8 @@ class BillingCycle:
                     if plan.activation_fee_minor:
                         key = await self._fee(tx, billing, key=f"activation:{account_id}:{account.plan}",
                                               amount=plan.activation_fee_minor,
-                                              memo=f"activation fee, {account.plan} plan", reference=f"plan:{account.plan}")
+                                              memo=f"activation fee, {account.plan} plan",
+                                              reference=f"plan:{account.plan}")
                         keys.append(key)
                     billing.activated_plan = account.plan
                 fee = plan.annual_fee_minor if billing.cycle == "annual" else plan.monthly_fee_minor
@@ -164,7 +168,9 @@ class BillingCycle:
             made.extend(keys)
         return made
 
-    async def _fee(self, tx: AsyncSession, billing: BillingAccount, *, key: str, amount: int, memo: str, reference: str) -> str:
+    async def _fee(
+        self, tx: AsyncSession, billing: BillingAccount, *, key: str, amount: int, memo: str, reference: str
+    ) -> str:
         charge = await self.payments.request(tx, billing, purpose="fee", amount_minor=amount, key=key, memo=memo,
                                              reference=reference)
         if charge is None:  # the card was removed: the processor declines an empty token
@@ -258,7 +264,8 @@ class BillingCycle:
                 amount = new_units * rate
                 await self.ledger.post(
                     tx, billing, kind="overage", amount_minor=-amount,
-                    key=f"overage:{account.id}:{now.isoformat()}", reference=f"fair-use:{since:%Y-%m-%d}..{now:%Y-%m-%d}",
+                    key=f"overage:{account.id}:{now.isoformat()}",
+                    reference=f"fair-use:{since:%Y-%m-%d}..{now:%Y-%m-%d}",
                     memo=f"fair use: {usage} units in {days} days, line {int(line)}; {new_units} unit(s) of overage"
                          f" x {self.money.format(rate)}",
                     units=new_units,
@@ -270,7 +277,7 @@ class BillingCycle:
                 await self.metering.top_up_if_low(tx, billing, plan)
         return charged_units
 
-    def _plan_or_none(self, name: str):  # type: ignore[no-untyped-def]
+    def _plan_or_none(self, name: str) -> PlanSettings | None:
         return self.money_settings.plans.get(name)
 
     async def _recent_event(self, tx: AsyncSession, account_id: int, kind: str, since: datetime) -> bool:

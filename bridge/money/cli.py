@@ -64,11 +64,13 @@ def extend(commands: Any, groups: dict[str, Any]) -> None:
     card.add_argument("card", metavar="CARD-NUMBER|TOKEN")
     card.set_defaults(handler=_card)
 
-    withdraw = account.add_parser("withdraw-authorisation", help="remove the card and refund the unused deposit (R-DEP-6)")
+    withdraw = account.add_parser("withdraw-authorisation",
+                                  help="remove the card and refund the unused deposit (R-DEP-6)")
     withdraw.add_argument("account_id", type=int, metavar="ID")
     withdraw.set_defaults(handler=_withdraw)
 
-    for state_command, doc in (("suspend", "stop the account from sending"), ("resume", "let a suspended account send again"),
+    for state_command, doc in (("suspend", "stop the account from sending"),
+                               ("resume", "let a suspended account send again"),
                                ("close", "close the account and refund the unused deposit (R-DEP-6)")):
         parser = account.add_parser(state_command, help=doc)
         parser.add_argument("account_id", type=int, metavar="ID")
@@ -79,7 +81,9 @@ def extend(commands: Any, groups: dict[str, Any]) -> None:
             parser.add_argument("--ref", default="", help="which hold of that reason (see faxbridge account show ID)")
         parser.set_defaults(handler=_set_state, state_command=state_command)
 
-    billing = commands.add_parser("billing", help="fees, fair use, chargebacks").add_subparsers(dest="billing_command", metavar="ACTION")
+    billing = commands.add_parser("billing", help="fees, fair use, chargebacks").add_subparsers(
+        dest="billing_command", metavar="ACTION"
+    )
     billing.add_parser("run", help="run one billing cycle now").set_defaults(handler=_billing_run)
 
 
@@ -119,7 +123,8 @@ def _statement(settings: Settings, args: argparse.Namespace) -> int:
             billing = await session.get(BillingAccount, account.id)
             card = await active_card(session, account.id)
         period = f" for {args.month}" if args.month else ""
-        print(f"statement of account {account.id} ({account.plan}, {account.state}){period}, amounts in {money.currency}")
+        print(f"statement of account {account.id} ({account.plan}, {account.state}){period},"
+              f" amounts in {money.currency}")
         print(f"  opening balance {money.format(opening)}")
         credits = debits = 0
         for entry in entries:
@@ -130,7 +135,8 @@ def _statement(settings: Settings, args: argparse.Namespace) -> int:
             print(f"  {entry.created_at:%Y-%m-%d %H:%M}  {entry.kind:<10} {money.format(entry.amount_minor):>14}"
                   f"  balance {money.format(entry.balance_after_minor):>12}  {entry.memo}")
         closing = opening + credits + debits
-        print(f"  credits {money.format(credits)}   debits {money.format(debits)}   closing balance {money.format(closing)}")
+        print(f"  credits {money.format(credits)}   debits {money.format(debits)}"
+              f"   closing balance {money.format(closing)}")
         if billing is not None:
             print(f"  held for faxes in progress {money.format(billing.held_minor)};"
                   f" available {money.format(billing.balance_minor - billing.held_minor)}")
@@ -139,7 +145,8 @@ def _statement(settings: Settings, args: argparse.Namespace) -> int:
             if billing.paid_through is not None:
                 print(f"  fees paid through {billing.paid_through:%Y-%m-%d}")
             if billing.fee_restore_minor:
-                print(f"  to restore to the deposit when the card works (R-DEP-5): {money.format(billing.fee_restore_minor)}")
+                print(f"  to restore to the deposit when the card works (R-DEP-5):"
+                      f" {money.format(billing.fee_restore_minor)}")
         print(f"  card: {f'{card.brand} ending {card.last4}' if card else 'none on file'}")
         return 0
 
@@ -166,14 +173,17 @@ def _deposit(settings: Settings, args: argparse.Namespace) -> int:
                 key=await payments.next_deposit_key(tx, account.id), memo="deposit (R-DEP-4)", reference="cli",
             )
             if charge is None:
-                raise CommandError(f"account {account.id} has no card on file: faxbridge account card {account.id} NUMBER")
+                raise CommandError(f"account {account.id} has no card on file:"
+                                   f" faxbridge account card {account.id} NUMBER")
             key = charge.idempotency_key
         outcome = await payments.execute(key)
         if outcome.state != "approved":
-            raise CommandError(f"the card ending {outcome.last4} declined {money.format(amount)}: {outcome.decline_reason}")
+            raise CommandError(f"the card ending {outcome.last4} declined {money.format(amount)}:"
+                               f" {outcome.decline_reason}")
         async with db.reading() as session:
             billing = await cycle.ledger.account(session, account.id)
-        print(f"charged {money.format(amount)} to the card ending {outcome.last4}; balance {money.format(billing.balance_minor)};"
+        print(f"charged {money.format(amount)} to the card ending {outcome.last4};"
+              f" balance {money.format(billing.balance_minor)};"
               f" later top-ups are of {money.format(amount)}")
         return 0
 
@@ -199,7 +209,8 @@ def _plan(settings: Settings, args: argparse.Namespace) -> int:
                 # The new plan's period starts at the next billing cycle; fees already paid
                 # are not refunded (R-DEP-7).
                 billing.paid_through = None
-        print(f"account {args.account_id}: plan {previous} -> {args.plan}; its fees are charged at the next billing cycle")
+        print(f"account {args.account_id}: plan {previous} -> {args.plan};"
+              f" its fees are charged at the next billing cycle")
         return 0
 
     return with_db(settings.database, work)
@@ -244,15 +255,15 @@ async def _withdraw_authorisation(cycle: BillingCycle, db: Database, account_id:
         refund = 0
         if last is not None:
             refund = max(0, min(billing.balance_minor, last.amount_minor) - billing.held_minor)
-        if refund:
-            charge = await payments.request(
-                tx, billing, purpose="refund", amount_minor=refund, key=f"refund:{last.idempotency_key}",
-                memo=f"refund of the unused deposit (R-DEP-6) to the card ending {last.last4}",
-                reference=last.processor_ref,
-            )
-            assert charge is not None
-            charge.last4 = last.last4
-            key = charge.idempotency_key
+            if refund:
+                charge = await payments.request(
+                    tx, billing, purpose="refund", amount_minor=refund, key=f"refund:{last.idempotency_key}",
+                    memo=f"refund of the unused deposit (R-DEP-6) to the card ending {last.last4}",
+                    reference=last.processor_ref,
+                )
+                assert charge is not None
+                charge.last4 = last.last4
+                key = charge.idempotency_key
         owed = max(0, -billing.balance_minor) + billing.held_minor
     if key is None:
         return f"card removed; nothing to refund{f' (still owed: {money.format(owed)})' if owed else ''}"

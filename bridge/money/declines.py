@@ -50,7 +50,8 @@ class Declines:
         """Record that something happened once; False when it already had."""
         if await tx.scalar(select(BillingEvent.id).where(BillingEvent.idempotency_key == key)) is not None:
             return False
-        tx.add(BillingEvent(account_id=account_id, kind=kind, idempotency_key=key, detail=detail, created_at=self.clock()))
+        tx.add(BillingEvent(account_id=account_id, kind=kind, idempotency_key=key, detail=detail,
+                            created_at=self.clock()))
         await tx.flush()
         return True
 
@@ -98,7 +99,8 @@ class Declines:
         elif charge.purpose == "topup" or (charge.purpose == "deposit" and not charge.reference.startswith("job:")):
             # R-DEP-8: a failed charge is told; money already owed may suspend.
             await self.notify(tx, self.notices.charge_declined(
-                account, amount=amount, purpose=charge.memo, reason=charge.decline_reason, last4=last4), MailKind.CHARGE_DECLINED)
+                account, amount=amount, purpose=charge.memo, reason=charge.decline_reason, last4=last4),
+                MailKind.CHARGE_DECLINED)
             if billing.balance_minor < 0 and self.money_settings.suspend_on_decline:
                 # Money owed that the card will not pay: held like a fee the deposit cannot cover.
                 await self.suspend(tx, account, HoldReason.DECLINED_FEE, key=charge.idempotency_key,

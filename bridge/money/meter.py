@@ -23,7 +23,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import event, func, insert, select
+from sqlalchemy import Table, event, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.accounts.models import Account
@@ -215,7 +215,8 @@ class Metering:
         if not plan.can_send:
             # R-PLAN-1: Free plans receive only. Quote at the upgrade's rates.
             upgrade = plan.upgrade_to or "a paid plan"
-            better = self.quote(self.plan(plan.upgrade_to), job.recipients, quote.lines[0].pages) if plan.upgrade_to else quote
+            better = (self.quote(self.plan(plan.upgrade_to), job.recipients, quote.lines[0].pages)
+                      if plan.upgrade_to else quote)
             raise PaymentRefused(
                 f"Your {account.plan.capitalize()} plan receives faxes by email but cannot send them."
                 f" On the {upgrade.capitalize()} plan this fax would cost {better.describe(self.money)},"
@@ -309,7 +310,8 @@ class Metering:
             else:
                 free = max(0, plan.inbound_allowance_units - used[r.account_id])
                 used[r.account_id] += units
-                charged_units, rate, what = max(0, units - free), plan.inbound_unit_minor, "inbound units beyond the allowance"
+                charged_units, rate = max(0, units - free), plan.inbound_unit_minor
+                what = "inbound units beyond the allowance"
             amount = charged_units * rate
             usage.append(dict(account_id=r.account_id, source_key=source, direction="in", number_kind=r.number_kind,
                               units=units, charged_minor=amount, occurred_at=now))
@@ -323,7 +325,11 @@ class Metering:
             charged[r.fax_id] = amount
         # A Core multi-row INSERT: the ORM would insert these one statement each, to
         # read back ids nothing here needs.
-        await tx.execute(insert(UsageRecord.__table__), usage)
+        # The declarative typing calls __table__ a FromClause; a model with a __tablename__
+        # is mapped to a Table, which is what insert() is given.
+        table = UsageRecord.__table__
+        assert isinstance(table, Table)
+        await tx.execute(insert(table), usage)
         return charged
 
     @staticmethod

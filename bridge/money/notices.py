@@ -28,7 +28,8 @@ class MoneyNotices:
         message["Subject"] = subject
         message["Auto-Submitted"] = "auto-generated"
         signature = f"\n-- \n{self.service.name}\n{self.service.postal_address}\n"
-        footer = f"\nAccount {account.id}. This is a service notice about your account; it is sent to every customer it concerns.\n"
+        footer = (f"\nAccount {account.id}. This is a service notice about your account;"
+                  " it is sent to every customer it concerns.\n")
         message.set_content("Hello,\n\n" + body.rstrip() + "\n" + footer + signature)
         return message
 

@@ -234,7 +234,8 @@ class OfflineProcessor:
         connection = self._connect()
         try:
             rows = connection.execute(
-                "SELECT reference, amount_minor, currency FROM charges WHERE disputed = 1 AND approved = 1 ORDER BY rowid"
+                "SELECT reference, amount_minor, currency FROM charges"
+                " WHERE disputed = 1 AND approved = 1 ORDER BY rowid"
             ).fetchall()
             return [Dispute(r[0], r[1], r[2], "the card holder disputed the charge") for r in rows]
         finally:
