@@ -144,7 +144,9 @@ class App:
         for plugged in self.plugged:
             for section in plugged.component.sections:
                 if section not in Settings.model_fields:
-                    raise SettingsError(f"component {plugged.component.name} reads [{section}], which the settings do not have")
+                    raise SettingsError(
+                        f"component {plugged.component.name} reads [{section}], which the settings do not have"
+                    )
 
     def _build_components(self, services: Services) -> list[Component]:
         by_class = {p.component: p for p in self.plugged}

@@ -18,20 +18,19 @@ step); `render` shows what a fax of some files would look like.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
 import phonenumbers
 from sqlalchemy import select
 
 from bridge.accounts.models import Account, AccountHold, FaxNumber
-from bridge.accounts.senders import AccountError, account_for_sender, create_account, existing_account
+from bridge.accounts.senders import AccountError, account_for_sender, create_account
 from bridge.accounts.state import describe_hold, open_holds
-from bridge.core import schema
 from bridge.components import COMPONENTS
+from bridge.core import schema
 from bridge.core.cli import CommandError, with_db
 from bridge.core.component import CommandGroups
 from bridge.core.db import Database
@@ -75,7 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="faxbridge", description="Email-to-fax and fax-to-email server.")
-    parser.add_argument("--config", help="site configuration file (overlays config/defaults.toml; or set FAXBRIDGE_CONFIG)")
+    parser.add_argument(
+        "--config", help="site configuration file (overlays config/defaults.toml; or set FAXBRIDGE_CONFIG)"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the server until SIGTERM")
@@ -87,20 +88,27 @@ def _parser() -> argparse.ArgumentParser:
     revision.add_argument("-m", "--message", required=True)
     revision.set_defaults(handler=_db_revision)
 
-    account = commands.add_parser("account", help="customer accounts").add_subparsers(dest="account_command", metavar="ACTION")
+    account = commands.add_parser("account", help="customer accounts").add_subparsers(
+        dest="account_command", metavar="ACTION"
+    )
     add = account.add_parser("add", help="register an account and its sender addresses")
     add.add_argument("emails", nargs="+", metavar="EMAIL", help="addresses that may send faxes (at most 5)")
     add.add_argument("--name", default="")
     add.add_argument("--plan", choices=["free", "plus", "pro", "broadcast"])
     add.add_argument("--pin", help="PIN for SMTP AUTH (stored only as a salted scrypt hash)")
-    add.add_argument("--deliver-to", nargs="+", default=[], metavar="EMAIL", help="addresses that receive the account's mail (default: the sender addresses)")
+    add.add_argument(
+        "--deliver-to", nargs="+", default=[], metavar="EMAIL",
+        help="addresses that receive the account's mail (default: the sender addresses)",
+    )
     add.set_defaults(handler=_account_add)
     account.add_parser("list", help="all accounts").set_defaults(handler=_account_list)
     show = account.add_parser("show", help="one account")
     show.add_argument("account", metavar="ID|EMAIL")
     show.set_defaults(handler=_account_show)
 
-    number = commands.add_parser("number", help="the service's fax numbers").add_subparsers(dest="number_command", metavar="ACTION")
+    number = commands.add_parser("number", help="the service's fax numbers").add_subparsers(
+        dest="number_command", metavar="ACTION"
+    )
     number_add = number.add_parser("add", help="add a number to the inventory, optionally assigned to an account")
     number_add.add_argument("number", help="E.164, e.g. +15550100001")
     number_add.add_argument("--kind", choices=["local", "toll-free", "remote", "non-geographic"], default="local")
@@ -273,7 +281,10 @@ def _jobs_list(settings: Settings, args: argparse.Namespace) -> int:
             jobs = (await session.scalars(query)).all()
         for job in jobs:
             note = (job.last_error or "").strip().splitlines()[-1:] or [""]
-            print(f"{job.id:<24} {job.queue:<9} {job.state:<8} {job.stage or '-':<13} {job.created_at:%Y-%m-%d %H:%M:%S}  {note[0][:60]}")
+            print(
+                f"{job.id:<24} {job.queue:<9} {job.state:<8} {job.stage or '-':<13} "
+                f"{job.created_at:%Y-%m-%d %H:%M:%S}  {note[0][:60]}"
+            )
         return 0
 
     return with_db(settings.database, work)
@@ -316,7 +327,10 @@ def _jobs_retry(settings: Settings, args: argparse.Namespace) -> int:
             raise CommandError(f"no job {args.job_id}") from None
         except ValueError as error:
             raise CommandError(str(error)) from None
-        print(f"job {job.id} queued again on {job.queue}; a running server picks it up within {settings.queue.poll_seconds:g} s")
+        print(
+            f"job {job.id} queued again on {job.queue}; "
+            f"a running server picks it up within {settings.queue.poll_seconds:g} s"
+        )
         return 0
 
     return with_db(settings.database, work)

@@ -38,9 +38,8 @@ _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
 def hash_pin(pin: str) -> str:
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(pin.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P)
-    return "scrypt${}${}${}${}${}".format(
-        _SCRYPT_N, _SCRYPT_R, _SCRYPT_P, base64.b64encode(salt).decode(), base64.b64encode(digest).decode()
-    )
+    salt64, digest64 = base64.b64encode(salt).decode(), base64.b64encode(digest).decode()
+    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${salt64}${digest64}"
 
 
 def verify_pin(pin: str, stored: str | None) -> bool:
@@ -164,7 +163,10 @@ class SenderCheck:
         if not envelope_from:
             raise SenderRefused("Messages with an empty sender (bounces) cannot be faxed.")
         from_address = parse_single_from(from_header)
-        key = (normalise_address(envelope_from), normalise_address(from_address), auth_login and normalise_address(auth_login))
+        key = (
+            normalise_address(envelope_from), normalise_address(from_address),
+            auth_login and normalise_address(auth_login),
+        )
         now = time.monotonic()
         cached = self._cache.get(key)
         if cached is not None and cached[0] > now:

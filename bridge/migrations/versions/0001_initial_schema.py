@@ -1,13 +1,13 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-23 12:16:37.186862
 """
-from alembic import op
 import sqlalchemy as sa
-import bridge.core.models
+from alembic import op
 
+import bridge.core.models
 
 revision = '0001'
 down_revision = None

@@ -120,5 +120,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("billing_events", "usage_records", "card_charges", "payment_methods", "money_holds", "ledger_entries", "billing_accounts"):
+    for table in (
+        "billing_events", "usage_records", "card_charges", "payment_methods", "money_holds", "ledger_entries",
+        "billing_accounts",
+    ):
         op.drop_table(table)
