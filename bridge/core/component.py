@@ -170,7 +170,9 @@ class Component:
         had its grace period) and the fax line closed, before the database closes."""
 
 
-def build_order(components: Sequence[type[Component]], provided_by_root: Sequence[ServiceKey[Any]]) -> list[type[Component]]:
+def build_order(
+    components: Sequence[type[Component]], provided_by_root: Sequence[ServiceKey[Any]]
+) -> list[type[Component]]:
     """The components in an order in which each one's needs are provided before it is
     built; MissingService for a need nobody provides or a circle of needs."""
     available = set(provided_by_root)
@@ -179,7 +181,8 @@ def build_order(components: Sequence[type[Component]], provided_by_root: Sequenc
     while waiting:
         ready = [c for c in waiting if all(key in available for key in c.needs)]
         if not ready:
-            missing = sorted({f"{c.name} needs the {key.name}" for c in waiting for key in c.needs if key not in available})
+            missing = sorted({f"{c.name} needs the {key.name}"
+                              for c in waiting for key in c.needs if key not in available})
             raise MissingService("; ".join(missing))
         for component in ready:
             ordered.append(component)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -150,7 +150,11 @@ class Coalescer(Generic[Request, Answer]):
     calls, not N; one caller alone waits for nothing but its own call.
     """
 
-    def __init__(self, call: Callable[[list[Request]], Awaitable[list[Answer | BaseException]]], *, name: str) -> None:
+    # Sequence, not list: a call that answers without exceptions (a list[Answer]) is
+    # one too, and list is invariant.
+    def __init__(
+        self, call: Callable[[list[Request]], Awaitable[Sequence[Answer | BaseException]]], *, name: str
+    ) -> None:
         self.call = call
         self.name = name
         self._pending: list[tuple[Request, asyncio.Future[Answer]]] = []
@@ -198,7 +202,8 @@ class GroupCommit:
     def __init__(self, db: Database, *, urgent: bool = False) -> None:
         self.db = db
         self.urgent = urgent
-        self._commits: Coalescer[tuple[Rows, frozenset[Path]], None] = Coalescer(self._commit_group, name="group-commit")
+        self._commits: Coalescer[tuple[Rows, frozenset[Path]], None] = Coalescer(
+            self._commit_group, name="group-commit")
 
     async def insert(self, rows: Rows, *, sync_directories: Iterable[Path] = ()) -> None:
         """Commit `rows`; first fsync `sync_directories` (where the caller put the files
@@ -217,7 +222,7 @@ class GroupCommit:
             async with self.db.transaction(urgent=self.urgent) as tx:
                 await _insert(tx, [rows for rows, _ in group])
             return [None] * len(group)
-        except Exception:
+        except Exception:  # noqa: BLE001 - whatever failed, the group is retried caller by caller below
             # Someone's rows failed: again, each caller's in a savepoint, to find whose.
             return await self._insert_each([rows for rows, _ in group])
 
@@ -230,7 +235,7 @@ class GroupCommit:
                         async with tx.begin_nested():
                             await _insert(tx, [rows])
                         errors.append(None)
-                    except Exception as error:  # these rows alone are rolled back
+                    except Exception as error:  # noqa: BLE001 - these rows alone are rolled back; their caller gets it
                         errors.append(error)
         except Exception:
             log.exception("a group commit of %d insert(s) failed", len(group))

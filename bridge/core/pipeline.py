@@ -77,7 +77,8 @@ def steps_in(package: ModuleType, base: type[Step[Any]]) -> dict[str, StepFactor
             if cls.__module__ != module.__name__ or not issubclass(cls, base) or inspect.isabstract(cls):
                 continue
             if cls.name in found and found[cls.name] is not cls:
-                raise SettingsError(f"two steps are called {cls.name!r}: {found[cls.name].__qualname__} and {cls.__qualname__}")
+                raise SettingsError(f"two steps are called {cls.name!r}: "
+                                    f"{found[cls.name].__qualname__} and {cls.__qualname__}")
             found[cls.name] = cls
     return found
 
@@ -108,7 +109,9 @@ def check_names(setting: str, names: Sequence[str], known: Mapping[str, object])
         raise SettingsError(f"{setting} = {list(names)!r}: a step is named twice")
 
 
-def build_pipeline(setting: str, names: Sequence[str], known: Mapping[str, StepFactory[C, J]], context: C) -> Pipeline[J]:
+def build_pipeline(
+    setting: str, names: Sequence[str], known: Mapping[str, StepFactory[C, J]], context: C
+) -> Pipeline[J]:
     """The steps named in config, each built with `context`."""
     check_names(setting, names, known)
     return Pipeline(setting, tuple(known[name](context) for name in names))

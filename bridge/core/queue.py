@@ -270,7 +270,9 @@ class JobQueue:
                 .values(state=QUEUED, lease_owner=None, lease_until=None)
                 .execution_options(synchronize_session=False)
             )
-        return result.rowcount
+        # An UPDATE's result is a CursorResult, which has rowcount; SQLAlchemy types
+        # AsyncSession.execute() as returning the base Result.
+        return result.rowcount  # type: ignore[attr-defined]
 
     async def recover_orphans(self) -> int:
         """At start: requeue running jobs of dead processes on this host.

@@ -116,7 +116,7 @@ class Runner(ABC):
                 await self.handle(job)
             except LeaseLost:
                 log.warning("lease lost: another worker took this job over")
-            except Exception:
+            except Exception:  # noqa: BLE001 - STYLE 5: any failure parks the job in `failed` with its traceback
                 await self.park_failed(job.id, stage=job.stage or self.queue_name)
             finally:
                 current_job.reset(token)

@@ -193,7 +193,8 @@ class Bounces:
                 )
                 closed = True
             elif working:
-                await self.outbox.enqueue(tx, self._failing_notice(account, address, status, working), kind=MailKind.ADDRESS_FAILING)
+                await self.outbox.enqueue(tx, self._failing_notice(account, address, status, working),
+                                          kind=MailKind.ADDRESS_FAILING)
             log.info("account %s: delivery address %s is failing (%s)%s", account.id, address, status,
                      "; account closed" if closed else "")
         return BounceResult(account.id, address, kind, failing=health.failing, closed=closed)
@@ -248,7 +249,7 @@ class AccountViews:
         async with self.db.reading() as session:
             rows = await self._read(session, ids)
         missing = [(purpose, account_id, address) for account_id, (_, addresses, tokens) in rows.items()
-                   for purpose, address in [("unsubscribe", ""), *(("bounce", a) for a in addresses)]
+                   for purpose, address in _tokens_wanted(addresses)
                    if (purpose, address) not in tokens]
         if missing:
             await self._make_tokens(missing)
@@ -268,7 +269,9 @@ class AccountViews:
             self._views.popitem(last=False)
 
     @staticmethod
-    async def _read(session: AsyncSession, ids: list[int]) -> dict[int, tuple[Any, list[str], dict[tuple[str, str], str]]]:
+    async def _read(
+        session: AsyncSession, ids: list[int]
+    ) -> dict[int, tuple[Any, list[str], dict[tuple[str, str], str]]]:
         accounts = (
             await session.execute(
                 select(Account.id, Account.state, Account.plan, Account.promo_opt_in, Account.inbound_format,
@@ -304,11 +307,18 @@ class AccountViews:
             pass  # another process made some of them at the same moment: read theirs
 
 
+def _tokens_wanted(addresses: Iterable[str]) -> list[tuple[Purpose, str]]:
+    """The tokens an account's mails carry, by (purpose, address): one to unsubscribe,
+    and one per delivery address for the bounces of mail sent to it (VERP)."""
+    return [("unsubscribe", ""), *(("bounce", a) for a in addresses)]
+
+
 async def working_addresses(tx: AsyncSession, account: Account) -> list[str]:
     """The account's delivery addresses that are not failing."""
     failing = set(
         (await tx.scalars(
-            select(DeliveryHealth.address).where(DeliveryHealth.account_id == account.id, DeliveryHealth.failing.is_(True))
+            select(DeliveryHealth.address)
+            .where(DeliveryHealth.account_id == account.id, DeliveryHealth.failing.is_(True))
         )).all()
     )
     return [a for a in account.delivery_addresses() if a not in failing]

@@ -14,6 +14,7 @@ the server uses, so it can run beside a running server.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,9 +34,11 @@ if TYPE_CHECKING:
 
 def extend(commands: Any, groups: dict[str, Any]) -> None:
     dkim = commands.add_parser("dkim", help="DKIM keys").add_subparsers(dest="dkim_command", metavar="ACTION")
-    dkim.add_parser("keygen", help="create missing keys and print the DNS records to publish").set_defaults(handler=_keygen)
+    keygen = dkim.add_parser("keygen", help="create missing keys and print the DNS records to publish")
+    keygen.set_defaults(handler=_keygen)
 
-    inbound = commands.add_parser("inbound", help="received faxes").add_subparsers(dest="inbound_command", metavar="ACTION")
+    inbound = commands.add_parser("inbound", help="received faxes").add_subparsers(
+        dest="inbound_command", metavar="ACTION")
     listing = inbound.add_parser("list", help="an account's received faxes, newest first")
     listing.add_argument("account_id", type=int, metavar="ACCOUNT")
     listing.set_defaults(handler=_list)
@@ -89,9 +92,10 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
         if row is None or row.account_id != args.account_id:
             raise CommandError(f"account {args.account_id} has no fax {args.fax_id}")
         source = row.tiff_path if args.out.suffix.lower() in (".tif", ".tiff") else row.pdf_path
-        if not source or not Path(source).exists():
+        # The file work in a thread: this runs on the event loop that holds the database.
+        if not source or not await asyncio.to_thread(Path(source).exists):
             raise CommandError(f"fax {args.fax_id} is no longer kept (purged {row.purged_at or 'or never stored'})")
-        shutil.copyfile(source, args.out)
+        await asyncio.to_thread(shutil.copyfile, source, args.out)
         print(f"wrote {args.out}")
         return 0
 

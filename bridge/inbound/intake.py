@@ -33,6 +33,7 @@ from sqlalchemy import Table, and_, bindparam, or_, select
 
 from bridge.accounts.models import Account, FaxNumber
 from bridge.core.db import Coalescer, Database, GroupCommit
+from bridge.core.ids import new_id
 from bridge.core.logcontext import current_job
 from bridge.core.models import Job
 from bridge.core.queue import JobQueue
@@ -46,7 +47,6 @@ from bridge.inbound.models import (
     BlockedSender,
     InboundFaxRecord,
 )
-from bridge.core.ids import new_id
 
 if TYPE_CHECKING:
     from bridge.services import Services
@@ -77,9 +77,10 @@ class InboundIntake:
     async def _accept(self, fax_id: str, fax: InboundFax) -> str:
         station = fax.remote_station_id.strip()
         route = await self.routes((fax.to_number, fax.caller_number, station))
-        routable = route is not None and route.state == "assigned" and route.account_state == "active"
-        blocked = routable and bool(route.blocked)
-        state = QUEUED if routable and not blocked else BLOCKED if routable else UNROUTED
+        if route is None or route.state != "assigned" or route.account_state != "active":
+            state = UNROUTED
+        else:
+            state = BLOCKED if route.blocked else QUEUED
         keep = state == QUEUED or (state == UNROUTED and self.settings.unrouted == "hold")
         target = (self.spool_dir if state == QUEUED else self.held_dir) / f"{fax_id}.tif"
         record = dict(
@@ -100,15 +101,18 @@ class InboundIntake:
             delivered_at=None,
             purged_at=None,
         )
-        rows: dict[Table, list[dict[str, Any]]] = {InboundFaxRecord.__table__: [record]}
+        # The type: ignores: SQLAlchemy types a model's __table__ as any FromClause (a
+        # class may be mapped to a join); these models are mapped to Tables.
+        rows: dict[Table, list[dict[str, Any]]] = {InboundFaxRecord.__table__: [record]}  # type: ignore[dict-item]
         if state == QUEUED:
-            assert route is not None
+            # Queued only for a number assigned to an active account: it has a holder.
+            assert route is not None and route.account_id is not None
             job = InboundFaxJob(
                 id=fax_id, account_id=route.account_id, to_number=fax.to_number, number_kind=route.kind,
                 caller_number=fax.caller_number, remote_station_id=station, pages=fax.pages,
                 line_seconds=fax.line_seconds, received_at=fax.received_at, tiff_path=str(target),
             )
-            rows[Job.__table__] = [JobQueue.new_row(QUEUE_INBOUND, job, job_id=fax_id)]
+            rows[Job.__table__] = [JobQueue.new_row(QUEUE_INBOUND, job, job_id=fax_id)]  # type: ignore[index]
         try:
             if keep:
                 await asyncio.to_thread(_move_durably, fax.tiff_path, target)

@@ -150,7 +150,8 @@ class MessageCenter:
         self.throttle.succeeded(address)
         token = secrets.token_urlsafe(32)
         self._forget_expired()
-        self._sessions[token] = Session(account_id, secrets.token_urlsafe(32), self.clock() + self.settings.session_seconds)
+        self._sessions[token] = Session(account_id, secrets.token_urlsafe(32),
+                                        self.clock() + self.settings.session_seconds)
         response = web.HTTPSeeOther(PREFIX)
         response.set_cookie(SESSION_COOKIE, token, path=PREFIX, httponly=True, secure=self.secure, samesite="Lax",
                             max_age=int(self.settings.session_seconds))
@@ -268,7 +269,8 @@ class MessageCenter:
         csrf = secrets.token_urlsafe(32)
         notice = f'<p role="alert" style="color:#a00">{html.escape(message)}</p>' if message else ""
         body = (
-            f"{notice}<p>Log in with the email address of your {html.escape(self.service_name)} account and your PIN.</p>"
+            f"{notice}<p>Log in with the email address of your {html.escape(self.service_name)} account "
+            "and your PIN.</p>"
             f'<form method="post" action="{PREFIX}/login">'
             f'<input type="hidden" name="csrf" value="{csrf}">'
             '<p><label>Email address<br><input type="email" name="email" autocomplete="username" required></label></p>'

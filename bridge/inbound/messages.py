@@ -47,7 +47,8 @@ class Footers:
 
     def footer(self, *, promotional: bool, unsubscribe_token: str | None) -> Footer:
         service = self.settings.service
-        address_text = f"{service.name}, {service.postal_address}" if service.name not in service.postal_address else service.postal_address
+        address_text = (f"{service.name}, {service.postal_address}" if service.name not in service.postal_address
+                        else service.postal_address)
         text = f"-- \n{address_text}\n"
         markup = f'<p style="color:#777;font-size:12px">{html.escape(address_text)}</p>'
         if not promotional:
@@ -65,7 +66,8 @@ class Footers:
             promotional=True,
             text=f"{promo_text}\n\n{text}",
             html=f"{promo_html}\n{markup}",
-            list_unsubscribe=f"<{self.unsubscribe_mailto(unsubscribe_token)}>, <{self.unsubscribe_url(unsubscribe_token)}>",
+            list_unsubscribe=(f"<{self.unsubscribe_mailto(unsubscribe_token)}>, "
+                              f"<{self.unsubscribe_url(unsubscribe_token)}>"),
         )
 
 

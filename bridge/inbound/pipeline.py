@@ -7,8 +7,8 @@ derives from `InboundStep` and has one `async process(job)`.
 
 Write once (issue 6 asks for 100 faxes a second): a step's `process` does its work on
 files and in memory and only *reads* the database; a step that has something to write
-derives from `InboundRecordingStep` and also has `async record(tx, faxes)`, which writes for the faxes of a whole batch and
-returns those it refuses. The runner claims up to `inbound.batch` jobs at once, runs
+derives from `InboundRecordingStep` and also has `async record(tx, faxes)`, which writes
+for the faxes of a whole batch and returns those it refuses. The runner claims up to `inbound.batch` jobs at once, runs
 their steps side by side, and then commits the batch in ONE transaction: every step's
 `record`, each fax's row (file paths, state) and each job's end.
 Should a `record` raise, that transaction is dropped and the batch written again with
@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -45,6 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bridge.accounts.models import Account
 from bridge.core.logcontext import current_job
 from bridge.core.models import Job
+from bridge.core.pipeline import Pipeline, RecordingStep, Step
 from bridge.core.queue import DONE, FAILED, REJECTED, JobQueue
 from bridge.core.refusal import Refusal
 from bridge.core.runner import Runner
@@ -54,11 +55,10 @@ from bridge.inbound.jobs import QUEUE_INBOUND, InboundFaxJob
 from bridge.inbound.messages import Footers
 from bridge.inbound.models import UNDELIVERABLE, InboundFaxRecord
 from bridge.inbound.workpool import WorkPool
-from bridge.core.pipeline import Pipeline, RecordingStep, Step
 
 if TYPE_CHECKING:
-    from bridge.services import Services
     from bridge.money.meter import Reception
+    from bridge.services import Services
 
 log = logging.getLogger("bridge.inbound")
 
@@ -112,7 +112,9 @@ class _Worked:
     job_id: str
     fax: InboundFaxJob
     stage: str
-    refusal: RejectInbound | None = None
+    # RejectInbound from a step's `process`, or whatever Refusal a step's `record`
+    # returned for the fax (RecordingStep.record answers with the base class).
+    refusal: Refusal | None = None
     error: str | None = None  # a traceback: the job is parked in `failed`
 
 
@@ -145,7 +147,7 @@ class InboundRunner(Runner):
         try:
             async with self.queue.db.transaction() as tx:
                 ended = await self._commit(tx, worked)
-        except Exception:
+        except Exception:  # noqa: BLE001 - whatever a `record` raised, the batch is retried fax by fax below
             # A step's `record` failed: nothing of the batch was written. Again, each
             # fax in a savepoint, so that one ends failed and the others commit.
             async with self.queue.db.transaction() as tx:
@@ -161,7 +163,8 @@ class InboundRunner(Runner):
                     log.info("not delivered (at %s): %s", item.stage, item.refusal.reason)
                     await asyncio.to_thread(_discard_unqueued_mails, item.fax)
                 elif state == FAILED:
-                    log.error("failed at %s; parked for `faxbridge jobs retry %s`\n%s", item.stage, item.job_id, item.error)
+                    log.error("failed at %s; parked for `faxbridge jobs retry %s`\n%s",
+                              item.stage, item.job_id, item.error)
                     await asyncio.to_thread(_discard_unqueued_mails, item.fax)
                 else:
                     log.warning("lease lost: another worker took this job over")
@@ -180,7 +183,7 @@ class InboundRunner(Runner):
                 await step.process(fax)
         except RejectInbound as refusal:
             return _Worked(job.id, fax, stage, refusal=refusal)
-        except Exception:
+        except Exception:  # noqa: BLE001 - STYLE 5: any failure parks the job in `failed` with its traceback
             return _Worked(job.id, fax, stage, error=traceback.format_exc())
         finally:
             current_job.reset(token)
@@ -206,7 +209,7 @@ class InboundRunner(Runner):
                 try:
                     async with tx.begin_nested():
                         await self._record([item], tx)
-                except Exception:
+                except Exception:  # noqa: BLE001 - STYLE 5: that fax alone is parked in `failed` with its traceback
                     item.error = traceback.format_exc()
         else:
             await self._record(going, tx)

@@ -44,7 +44,8 @@ class UnsubscribePage:
         async with self.db.reading() as session:
             known = await owner_of(session, "unsubscribe", token) is not None
         if not known:
-            return self._page("Link not valid", "<p>This unsubscribe link is not valid. Use the link in a recent mail from us.</p>", 404)
+            return self._page("Link not valid",
+                              "<p>This unsubscribe link is not valid. Use the link in a recent mail from us.</p>", 404)
         body = (
             f"<p>Stop receiving news and offers from {html.escape(self.service_name)}?</p>"
             f'<form method="post" action="/u/{html.escape(token)}">'
@@ -62,7 +63,8 @@ class UnsubscribePage:
             return self._page("Link not valid", "<p>This unsubscribe link is not valid. Nothing was changed.</p>", 404)
         text = "<p>You will get no more news and offers from us.</p>"
         if result.closed:
-            text += "<p>Free accounts come with that mail, so your free account is now closed. We sent you a note about it.</p>"
+            text += ("<p>Free accounts come with that mail, so your free account is now closed. "
+                     "We sent you a note about it.</p>")
         return self._page("You are unsubscribed", text)
 
     def _page(self, title: str, body: str, status: int = 200) -> web.Response:

@@ -137,7 +137,8 @@ class WorkPool:
                     call.answer.set_exception(died)
             self._pending[:0] = again
             await self._replace(worker)
-        except Exception as error:  # e.g. an argument that cannot be pickled: nothing was sent
+        except Exception as error:  # noqa: BLE001 - every call of the chunk gets the error; none is left waiting
+            # e.g. an argument that cannot be pickled: nothing was sent
             for call in chunk:
                 if not call.answer.done():
                     call.answer.set_exception(error)
@@ -226,7 +227,9 @@ def _fail_closed(answer: asyncio.Future[Any]) -> None:
 class _Worker:
     """One worker process and the server's end of its pipe, read by the event loop."""
 
-    def __init__(self, process: multiprocessing.process.BaseProcess, connection: multiprocessing.connection.Connection) -> None:
+    def __init__(
+        self, process: multiprocessing.process.BaseProcess, connection: multiprocessing.connection.Connection
+    ) -> None:
         self.process = process
         self.connection = connection
 

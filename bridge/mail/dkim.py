@@ -2,13 +2,13 @@
 
 Where it sits: the composition root (bridge.services) builds one `DkimSigner` at
 start-up from [dkim] and gives it to the one Outbox it builds; `Outbox.enqueue` (and the
-inbound flow's MailStore) signs each message as it writes it to the spool, so the bytes the mail runner relays are the bytes that
-were signed. dkimpy does the signing: by default two signatures, rsa-sha256 (2048-bit)
-and ed25519-sha256 (RFC 8463, through PyNaCl), each under its own selector
-(`<selector>` for RSA, `<selector>-ed25519` unless [dkim] ed25519_selector says
-otherwise), since one DNS name cannot cleanly hold two keys. Keys that are not
-configured are generated on first start under <var_dir>/dkim/ and kept, and
-`dns_records` gives the TXT records to publish (`faxbridge dkim keygen`).
+inbound flow's MailStore) signs each message as it writes it to the spool, so the bytes
+the mail runner relays are the bytes that were signed. dkimpy does the signing: by
+default two signatures, rsa-sha256 (2048-bit) and ed25519-sha256 (RFC 8463, through
+PyNaCl), each under its own selector (`<selector>` for RSA, `<selector>-ed25519` unless
+[dkim] ed25519_selector says otherwise), since one DNS name cannot cleanly hold two
+keys. Keys that are not configured are generated on first start under <var_dir>/dkim/
+and kept, and `dns_records` gives the TXT records to publish (`faxbridge dkim keygen`).
 
 Signing is blocking CPU work (~7-10 ms for both keys on a 460 KB fax mail with the native
 engine): the outbox calls `sign` from its writer thread, never on the event loop.
@@ -97,7 +97,7 @@ class DkimSigner:
         stamp = int(self.clock())
         fold = linesep.decode() + "\t"
         signatures = b""
-        for key, private in zip(self.keys, self._crypto):
+        for key, private in zip(self.keys, self._crypto, strict=True):  # one loaded key per key
             value = (
                 f"v=1; a={key.algorithm}; c=relaxed/relaxed; d={self.domain}; s={key.selector};{fold}"
                 f"t={stamp}; h={':'.join(include)};{fold}bh={body_hash};{fold}b="

@@ -68,8 +68,9 @@ class MailStore:
             message["Message-ID"] = make_msgid(idstring=mail_id, domain=self.mail_domain)
         if "Date" not in message:
             message["Date"] = formatdate(localtime=False, usegmt=True)
-        rcpt_tos = [address for _, address in getaddresses(message.get_all("To", []) + message.get_all("Cc", [])) if address]
-        mail_from = getaddresses([message.get("Return-Path", "") or message.get("From", "")])[0][1]
+        rcpt_tos = [address for _, address in getaddresses(message.get_all("To", []) + message.get_all("Cc", []))
+                    if address]
+        mail_from = getaddresses([message.get("Return-Path") or message.get("From") or ""])[0][1]
         # Return-Path names the envelope sender (VERP); the final delivery adds it as a
         # header (RFC 5321 4.4), so it is not sent.
         del message["Return-Path"]
@@ -80,7 +81,8 @@ class MailStore:
         write_durably(path, data, sync_directory=sync, sync_file=sync)
         return StoredMail(
             mail_id=mail_id,
-            mail=OutgoingMail(mail_from=mail_from, rcpt_tos=rcpt_tos, eml_path=str(path), kind=kind, about_job=about_job),
+            mail=OutgoingMail(mail_from=mail_from, rcpt_tos=rcpt_tos, eml_path=str(path), kind=kind,
+                              about_job=about_job),
         )
 
 

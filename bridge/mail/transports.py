@@ -29,8 +29,8 @@ from bridge.core.models import Job, utcnow
 from bridge.core.queue import DONE, FAILED, JobQueue
 from bridge.core.runner import Runner
 from bridge.core.spool import fsync_directory
-from bridge.mail.settings import MailSettings
 from bridge.mail.jobs import QUEUE_MAIL, OutgoingMail
+from bridge.mail.settings import MailSettings
 
 log = logging.getLogger("bridge.mail")
 
@@ -89,7 +89,7 @@ class SmtpRelayTransport:
                 hostname=s.relay_host,
                 port=s.relay_port,
                 use_tls=s.relay_tls == "implicit",
-                start_tls=True if s.relay_tls == "starttls" else False,
+                start_tls=s.relay_tls == "starttls",
                 username=s.relay_username or None,
                 password=s.relay_password or None,
                 local_hostname=self.local_hostname,
@@ -107,7 +107,9 @@ class SmtpRelayTransport:
 class MailRunner(Runner):
     queue_name = QUEUE_MAIL
 
-    def __init__(self, queue: JobQueue, transport: MailTransport, settings: MailSettings, *, workers: int, poll_seconds: float) -> None:
+    def __init__(
+        self, queue: JobQueue, transport: MailTransport, settings: MailSettings, *, workers: int, poll_seconds: float
+    ) -> None:
         super().__init__(queue, workers=workers, poll_seconds=poll_seconds)
         self.transport = transport
         self.settings = settings

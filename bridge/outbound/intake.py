@@ -36,10 +36,10 @@ from sqlalchemy import select
 from bridge.accounts.senders import SenderIdentity
 from bridge.core.component import ServiceKey
 from bridge.core.db import Database
+from bridge.core.ids import new_id
 from bridge.core.models import Job, utcnow
 from bridge.core.queue import JobQueue
 from bridge.core.spool import Spool, fsync_directory, write_durably
-from bridge.core.ids import new_id
 from bridge.outbound.jobs import QUEUE_INTAKE, FaxJob
 from bridge.outbound.models import Submission
 
@@ -94,6 +94,7 @@ class DurableIntake:
         self._writers = ThreadPoolExecutor(SPOOL_WRITER_THREADS, thread_name_prefix="spool-writer")
         self._pending: list[_Pending] = []
         self._arrived = asyncio.Event()
+        self._taken = asyncio.Event()  # set each time the committer takes the pending group
         self._committer: asyncio.Task[None] | None = None
         self._last_accepted = float("-inf")
 
@@ -108,7 +109,8 @@ class DurableIntake:
         """Commit what is pending, then stop (after the listeners stopped accepting)."""
         if self._committer is not None:
             while self._pending:
-                await asyncio.sleep(0.01)
+                self._taken.clear()
+                await self._taken.wait()
             self._committer.cancel()
             await asyncio.gather(self._committer, return_exceptions=True)
         self._writers.shutdown(wait=True)
@@ -174,6 +176,7 @@ class DurableIntake:
                 await asyncio.sleep(self.commit_window)
             group, self._pending = self._pending, []
             self._arrived.clear()
+            self._taken.set()
             if not group:
                 continue
             try:
@@ -217,9 +220,11 @@ class DurableIntake:
                 results.append(Accepted(pending.submission["id"], duplicate=False))
             if fresh:
                 # Core executemany, not the ORM: one statement per table for the group
-                # keeps the event loop free for the SMTP sessions.
-                await tx.execute(Submission.__table__.insert(), [p.submission for p in fresh])
-                await tx.execute(Job.__table__.insert(), [p.job_row for p in fresh])
+                # keeps the event loop free for the SMTP sessions. (SQLAlchemy types a
+                # model's __table__ as any FromClause, which has no insert(); these are Tables.)
+                await tx.execute(Submission.__table__.insert(),  # type: ignore[attr-defined]
+                                 [p.submission for p in fresh])
+                await tx.execute(Job.__table__.insert(), [p.job_row for p in fresh])  # type: ignore[attr-defined]
         for pending, result in zip(group, results, strict=True):
             if result.duplicate:
                 # The copy's bytes are not needed: the first one is being processed.

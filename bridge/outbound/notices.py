@@ -40,7 +40,8 @@ _NEXT_STEP = {
     "no_answer": "Nobody answered. Check that the number is a fax machine and that it is switched on, then send again.",
     "not_in_service": "The number is not in service. Check the number; we did not try it again.",
     "training_failed": "A fax machine answered, but the connection was too poor to send. Send again later.",
-    "dropped": "The receiving machine hung up before the end. Send the fax again; if it keeps happening, ask the recipient to check their machine.",
+    "dropped": ("The receiving machine hung up before the end. Send the fax again; if it keeps happening, "
+                "ask the recipient to check their machine."),
     "blocked": "We do not dial premium-rate, pay-per-call or emergency numbers. Nothing was charged.",
 }
 
@@ -93,14 +94,16 @@ class Notices:
             summary = f"Your fax ({pages} page{'s' if pages != 1 else ''}) was delivered to every number."
         elif sent:
             headline = f"Partly sent: {job.subject or 'your fax'}"
-            summary = f"Your fax ({pages} page{'s' if pages != 1 else ''}) was delivered to {len(sent)} of {len(calls)} numbers."
+            summary = (f"Your fax ({pages} page{'s' if pages != 1 else ''}) was delivered to "
+                       f"{len(sent)} of {len(calls)} numbers.")
         else:
             headline = f"Not sent: {job.subject or 'your fax'}"
             summary = f"Your fax ({pages} page{'s' if pages != 1 else ''}) could not be delivered."
         lines = ["Hello,", "", summary, ""]
         for call in calls:
             lines.append(f"{call.number}: {_OUTCOME_WORDS.get(call.outcome, call.outcome)}")
-            lines.append(f"    pages sent: {call.pages_sent} of {pages}   line time: {_duration(call.line_seconds)}   attempts: {call.attempts}")
+            lines.append(f"    pages sent: {call.pages_sent} of {pages}   line time: {_duration(call.line_seconds)}   "
+                         f"attempts: {call.attempts}")
             if call.cost is not None:
                 lines.append(f"    cost: {call.cost}")
             if call.detail:

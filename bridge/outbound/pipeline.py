@@ -3,8 +3,9 @@
 Where it sits: between the SMTP front door and the transmit queue. `IntakeRunner`
 claims `intake` jobs and runs the steps named in config `intake.pipeline` (STYLE: a
 pipeline is a tuple of step names), each a small class in handlers/outbound/ that
-derives from `IntakeStep` and has one `async process(job)`. After each step the job is saved, so a restart resumes at the
-next step; steps are written to be safe to run again (idempotent).
+derives from `IntakeStep` and has one `async process(job)`. After each step the job is
+saved, so a restart resumes at the next step; steps are written to be safe to run again
+(idempotent).
 
 A step refuses a submission by raising `RejectSubmission` with the customer-facing
 reason; the runner records it and mails the sender, in one transaction. Any other
@@ -102,7 +103,7 @@ class IntakeRunner(Runner):
             except RejectSubmission as refusal:
                 await self.rejected(job.id, payload, step.name, refusal)
                 return
-            except Exception:
+            except Exception:  # noqa: BLE001 - STYLE 5: any failure parks the job in `failed` with its traceback
                 await self.park_failed(job.id, stage=step.name)
                 return
             done.append(step.name)

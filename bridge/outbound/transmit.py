@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -205,8 +205,10 @@ class CallRunner(Runner):
                 owned.lease_until = None
                 owned.last_error = result.detail
                 owned.not_before = utcnow() + timedelta(seconds=delay)
-                log.info("%s: %s; attempt %d of %d in %.0f s", call.number, result.outcome.value, attempt_no + 1, self.settings.max_attempts, delay)
-        log.info("%s: attempt %d %s, %d page(s), %.0f s on the line", call.number, attempt_no, result.outcome.value, result.pages_sent, result.line_seconds)
+                log.info("%s: %s; attempt %d of %d in %.0f s", call.number, result.outcome.value, attempt_no + 1,
+                         self.settings.max_attempts, delay)
+        log.info("%s: attempt %d %s, %d page(s), %.0f s on the line", call.number, attempt_no, result.outcome.value,
+                 result.pages_sent, result.line_seconds)
 
     async def _finish(self, job_id: str, call: CallJob, fax: FaxJob, *, state: JobState) -> None:
         async with self.queue.db.transaction() as tx:
@@ -230,7 +232,8 @@ class CallRunner(Runner):
         calls = [
             CallJob.model_validate(payload)
             for payload in (
-                await tx.scalars(select(Job.payload).where(Job.parent_id == fax.id, Job.queue == QUEUE_CALL).order_by(Job.id))
+                await tx.scalars(
+                    select(Job.payload).where(Job.parent_id == fax.id, Job.queue == QUEUE_CALL).order_by(Job.id))
             ).all()
         ]
         if self.metering is not None:

@@ -30,7 +30,6 @@ from phonenumbers import ValidationResult
 from bridge.core.component import ServiceRecipient
 from bridge.smtp import statuses
 
-
 # How many distinct RCPT addresses resolve() remembers before it starts afresh.
 ANSWER_CACHE_SIZE = 10_000
 
@@ -156,7 +155,7 @@ class RecipientGrammar:
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
     def _service(self, address: str, local: str) -> ServiceRecipient:
-        name, plus, token = local.lower().partition("+")
+        name, plus, _ = local.lower().partition("+")
         takes_token = self.served_routes.get(name)
         unknown = statuses.ERR_550_UNKNOWN_ADDRESS.format(address=address)
         if takes_token is None:

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import re
 from email import policy
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from pathlib import Path
 
@@ -109,15 +109,15 @@ def _text_of(part: EmailMessage) -> str:
     try:
         content = part.get_content()
     except (LookupError, UnicodeDecodeError):
-        raw = part.get_payload(decode=True) or b""
-        return raw.decode("utf-8", errors="replace")
+        raw = part.get_payload(decode=True)  # bytes, or None for a part with no body
+        return raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else ""
     return content if isinstance(content, str) else content.decode("utf-8", errors="replace")
 
 
 def _bytes_of(part: EmailMessage) -> bytes:
     if part.get_content_type() == "message/rfc822":
         inner = part.get_payload()
-        if isinstance(inner, list) and inner:
+        if isinstance(inner, list) and inner and isinstance(inner[0], Message):
             return inner[0].as_bytes()
     payload = part.get_payload(decode=True)
     return payload if isinstance(payload, bytes) else b""

@@ -26,6 +26,7 @@ import logging
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from sqlalchemy import select
 
@@ -48,6 +49,8 @@ log = logging.getLogger("handlers.render")
 
 _NO_COVER = re.compile(r"\bnocover\b", re.I)
 _STANDARD = re.compile(r"\bstandard\b", re.I)
+
+Paper = Literal["a4", "letter"]  # the sizes RenderOptions.paper takes
 
 
 class Render(IntakeStep):
@@ -113,14 +116,15 @@ class Render(IntakeStep):
             ", ".join(f"{name or 'body'}={pages}" for name, pages in rendered.pages_per_document),
         )
 
-    async def _account_details(self, job: FaxJob) -> tuple[str, str, str]:
+    async def _account_details(self, job: FaxJob) -> tuple[str, Paper, str]:
         async with self.context.db.reading() as session:
             account = await session.get(Account, job.account_id)
             number = await session.scalar(
                 select(FaxNumber.e164).where(FaxNumber.account_id == job.account_id).order_by(FaxNumber.id).limit(1)
             )
         name = account.name if account else ""
-        paper = account.paper_size if account and account.paper_size in ("a4", "letter") else "a4"
+        # Any size we do not print on (or no account) is A4.
+        paper: Paper = "letter" if account and account.paper_size == "letter" else "a4"
         return name, paper, number or self.settings.station_number
 
 
