@@ -10,21 +10,21 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from bridge.accounts.models import Account, FaxNumber
 from bridge.accounts.senders import create_account
 from bridge.core.db import Database
-from bridge.outbound.jobs import FaxJob, RenderedDocument
-from bridge.accounts.models import Account, FaxNumber
 from bridge.core.models import Job
-from bridge.outbound.models import CallAttempt
+from bridge.core.queue import JobQueue
+from bridge.core.spool import Spool
+from bridge.mail.outbox import Outbox
 from bridge.money.billing import BillingCycle
 from bridge.money.meter import Metering, Reception
 from bridge.money.models import BillingAccount, LedgerEntry, PaymentMethod
 from bridge.money.processor import OfflineProcessor
-from bridge.mail.outbox import Outbox
-from bridge.core.queue import JobQueue
+from bridge.outbound.jobs import FaxJob, RenderedDocument
+from bridge.outbound.models import CallAttempt
 from bridge.settings import Settings
 from tests.accounts.support import put_in_state
-from bridge.core.spool import Spool
 
 APPROVES, DECLINES, CHARGES_BACK = "4242424242424242", "4000000000000002", "4000000000000259"
 _serial = itertools.count(1)
@@ -111,7 +111,9 @@ class Books:
         async with self.db.transaction() as tx:
             await self.metering.settle(tx, job=job)
 
-    async def inbound(self, account_id: int, fax_id: str, pages: int, *, seconds: float = 0, kind: str = "local") -> int:
+    async def inbound(
+        self, account_id: int, fax_id: str, pages: int, *, seconds: float = 0, kind: str = "local"
+    ) -> int:
         async with self.db.transaction() as tx:
             charged = await self.metering.charge_receptions(tx, [Reception(account_id, fax_id, pages, seconds, kind)])
             return charged[fax_id]
