@@ -177,7 +177,7 @@ class App:
         if self.front_door is not None:
             await self.front_door.stop_accepting()
         if self.intake is not None:
-            await self.intake.close()
+            await self.intake.close(timeout=grace)
         await asyncio.gather(*(runner.stop(grace) for runner in self.runners))
         if self.line is not None:
             await self.line.close()

@@ -95,6 +95,8 @@ class DurableIntake:
         self._pending: list[_Pending] = []
         self._arrived = asyncio.Event()
         self._taken = asyncio.Event()  # set each time the committer takes the pending group
+        self._idle = asyncio.Event()  # clear while a group is being committed
+        self._idle.set()
         self._committer: asyncio.Task[None] | None = None
         self._last_accepted = float("-inf")
 
@@ -105,15 +107,27 @@ class DurableIntake:
     def start(self) -> None:
         self._committer = asyncio.create_task(self._commit_groups(), name="intake-committer")
 
-    async def close(self) -> None:
-        """Commit what is pending, then stop (after the listeners stopped accepting)."""
+    async def close(self, timeout: float | None = None) -> None:
+        """Commit what is pending and let a commit in progress finish, then stop (after
+        the listeners stopped accepting). A commit cut short would leave its senders
+        without an answer; `timeout` bounds the wait for a database that hangs."""
         if self._committer is not None:
-            while self._pending:
-                self._taken.clear()
-                await self._taken.wait()
+            try:
+                await asyncio.wait_for(self._drained(), timeout)
+            except TimeoutError:
+                log.error("intake: a commit did not finish within %.0f s of shutdown; its senders get no 250 "
+                          "and will send again", timeout or 0)
             self._committer.cancel()
             await asyncio.gather(self._committer, return_exceptions=True)
         self._writers.shutdown(wait=True)
+
+    async def _drained(self) -> None:
+        while self._pending or not self._idle.is_set():
+            if self._pending:
+                self._taken.clear()
+                await self._taken.wait()
+            else:
+                await self._idle.wait()
 
     async def accept(self, submitted: Submitted) -> Accepted:
         submission_id = new_id("F")
@@ -179,6 +193,7 @@ class DurableIntake:
             self._taken.set()
             if not group:
                 continue
+            self._idle.clear()
             try:
                 results = await self._commit(group)
             except Exception as error:
@@ -186,10 +201,12 @@ class DurableIntake:
                 for pending in group:
                     if not pending.future.done():
                         pending.future.set_exception(error)
+                self._idle.set()
                 continue
             for pending, result in zip(group, results, strict=True):
                 if not pending.future.done():
                     pending.future.set_result(result)
+            self._idle.set()  # every sender of the group has its answer
             self._last_accepted = time.monotonic()
             self.queue.wake(QUEUE_INTAKE)
 
