@@ -57,9 +57,6 @@ from bridge.web.app import WebApp
 
 log = logging.getLogger("bridge.app")
 
-# The keys the root itself provides, for bridge.core.component.build_order.
-ROOT_PROVIDES = (METERING, CALL_METERING, SUBMISSIONS, FAX_LINE)
-
 
 class App:
     def __init__(
@@ -151,14 +148,13 @@ class App:
     def _build_components(self, services: Services) -> list[Component]:
         by_class = {p.component: p for p in self.plugged}
         built: list[Component] = []
-        for cls in build_order([p.component for p in self.plugged], ROOT_PROVIDES):
+        for cls in build_order([p.component for p in self.plugged], self.provided.keys()):
             plugged = by_class[cls]
             steps: dict[str, StepFactory[Any, Any]] = {}
             if cls.steps_base is not None and plugged.steps is not None:
                 steps = {**steps_in(plugged.steps, cls.steps_base), **self.extra_steps.get(cls.name, {})}
             component = cls(services, self.provided, steps)
-            for key, service in component.provided().items():
-                self.provided.provide(key, service)
+            self.provided.provide_from(component)
             built.append(component)
         return built
 

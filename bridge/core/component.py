@@ -22,7 +22,6 @@ component reaches into another, and none changes a shared service as a side effe
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
@@ -68,8 +67,20 @@ class Provided:
         """For an optional need: the service, or None when nothing provides it."""
         return self._services.get(key)
 
-    def __contains__(self, key: ServiceKey[Any]) -> bool:
-        return key in self._services
+    def keys(self) -> list[ServiceKey[Any]]:
+        """What is provided so far (the root's own, then each component's as it is built)."""
+        return list(self._services)
+
+    def provide_from(self, component: Component) -> None:
+        """Take what `component` provides; it must be exactly what it declares in
+        `provides` (build_order relied on that declaration)."""
+        given = component.provided()
+        if set(given) != set(component.provides):
+            declared = sorted(key.name for key in component.provides)
+            raise ValueError(f"component {component.name} declares it provides {declared}"
+                             f" but gives {sorted(key.name for key in given)}")
+        for key, service in given.items():
+            self.provide(key, service)
 
 
 @dataclass(frozen=True)
@@ -119,13 +130,6 @@ class CommandGroups:
 
     commands: Any  # argparse's subparsers action (its type is private to argparse)
     groups: Mapping[str, Any]
-
-    def group(self, name: str, help_text: str) -> Any:
-        """An existing group's subparsers, or a new top-level group."""
-        if name in self.groups:
-            return self.groups[name]
-        parser: argparse.ArgumentParser = self.commands.add_parser(name, help=help_text)
-        return parser.add_subparsers(dest=f"{name}_command", metavar="ACTION")
 
 
 class Component:

@@ -16,7 +16,7 @@ import handlers.abuse
 import handlers.inbound
 import handlers.outbound
 from bridge.abuse.pipeline import AbuseStep
-from bridge.core.component import Component, MissingService, ServiceKey, build_order
+from bridge.core.component import Component, MissingService, Provided, ServiceKey, build_order
 from bridge.core.pipeline import RecordingStep, Step, build_pipeline, check_names, steps_in
 from bridge.core.refusal import Refusal
 from bridge.core.settings import SettingsError
@@ -140,3 +140,15 @@ def test_components_are_built_after_whatever_provides_what_they_need() -> None:
 def test_a_need_nobody_provides_stops_start_up_naming_it() -> None:
     with pytest.raises(MissingService, match="needs-b needs the root"):
         build_order([_NeedsB, _GivesB, _GivesA], [])
+
+
+class _ForgetsB(_GivesB):
+    name = "forgets-b"
+
+    def __init__(self) -> None:  # built by hand here; the app passes services
+        pass
+
+
+def test_a_component_that_gives_less_than_it_declares_stops_start_up() -> None:
+    with pytest.raises(ValueError, match="declares it provides \\['b'\\] but gives \\[\\]"):
+        Provided().provide_from(_ForgetsB())
